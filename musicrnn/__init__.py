@@ -1,0 +1,3 @@
+"""musicrnn: music generation with recurrent networks, on PyTorch Lightning and Hydra."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from musicrnn.callbacks.note_metrics import NoteMetrics
+
+__all__ = ["NoteMetrics"]

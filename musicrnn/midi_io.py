@@ -1,0 +1,224 @@
+"""Read MIDI files into note arrays and write note arrays back to playable MIDI (miditoolkit).
+
+A note array is a numpy structured array with one row per note (`NOTE_DTYPE`). Times are kept in three
+units side by side, because each consumer wants a different one: ticks (exact, for ordering and round
+trips), seconds through the file's tempo map (what a listener hears) and beats (what a score shows).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import miditoolkit
+import numpy as np
+
+from musicrnn.errors import MidiReadError
+
+NOTE_DTYPE = np.dtype(
+    [
+        ("pitch", np.int16),
+        ("velocity", np.int16),
+        ("program", np.int16),
+        ("is_drum", np.bool_),
+        ("start_tick", np.int64),
+        ("end_tick", np.int64),
+        ("start", np.float64),  # seconds
+        ("end", np.float64),
+        ("start_beat", np.float64),  # quarter notes
+        ("end_beat", np.float64),
+    ]
+)
+
+MIDI_SUFFIXES = (".mid", ".midi")
+DEFAULT_TEMPO_BPM = 120.0  # the MIDI standard's tempo when a file sets none
+
+
+def empty_notes(n: int = 0) -> np.ndarray:
+    return np.zeros(n, dtype=NOTE_DTYPE)
+
+
+def ticks_to_seconds(ticks: np.ndarray, tempo_ticks: np.ndarray, tempo_bpm: np.ndarray, ticks_per_beat: int) -> np.ndarray:
+    """Map ticks to seconds through a piecewise-constant tempo map.
+
+    Vectorised with searchsorted rather than miditoolkit's `get_tick_to_time_mapping`, which allocates
+    one float per tick up to the file's last tick (gigabytes for a file with an absurd delta time).
+    """
+    ticks = np.asarray(ticks, dtype=np.float64)
+    if len(tempo_ticks) == 0 or tempo_ticks[0] > 0:
+        tempo_ticks = np.concatenate([[0], tempo_ticks])
+        tempo_bpm = np.concatenate([[tempo_bpm[0] if len(tempo_bpm) else DEFAULT_TEMPO_BPM], tempo_bpm])
+    tempo_ticks = np.asarray(tempo_ticks, dtype=np.float64)
+    seconds_per_tick = 60.0 / (np.asarray(tempo_bpm, dtype=np.float64) * ticks_per_beat)
+    segment_start_seconds = np.concatenate([[0.0], np.cumsum(np.diff(tempo_ticks) * seconds_per_tick[:-1])])
+    segment = np.searchsorted(tempo_ticks, ticks, side="right") - 1
+    return segment_start_seconds[segment] + (ticks - tempo_ticks[segment]) * seconds_per_tick[segment]
+
+
+def _tempo_map(midi: miditoolkit.MidiFile) -> tuple[np.ndarray, np.ndarray]:
+    changes = sorted(midi.tempo_changes, key=lambda change: change.time)
+    # Keep the last tempo event at any one tick; a zero or negative tempo cannot be played, so drop it.
+    by_tick = {int(c.time): float(c.tempo) for c in changes if np.isfinite(c.tempo) and c.tempo > 0}
+    if not by_tick:
+        return np.zeros(1), np.array([DEFAULT_TEMPO_BPM])
+    ticks = np.array(sorted(by_tick), dtype=np.float64)
+    return ticks, np.array([by_tick[t] for t in sorted(by_tick)])
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, EOFError):
+        return "truncated file (unexpected end of data)"
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def read_midi(
+    path: str | os.PathLike,
+    *,
+    include_drums: bool = False,
+    programs: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Read the notes of a MIDI file, sorted by start then pitch.
+
+    Instrument selection: every non-drum track by default; `include_drums` adds drum tracks and
+    `programs` keeps only tracks with those General MIDI programs. Raises `MidiReadError` (one line,
+    naming the file and the reason) when the file is empty, not MIDI, cannot be parsed, or has no
+    selected notes.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise MidiReadError(path, f"cannot open: {error.strerror or error}") from None
+    if size == 0:
+        raise MidiReadError(path, "empty file (0 bytes)")
+    try:
+        midi = miditoolkit.MidiFile(str(path))
+    except Exception as error:  # miditoolkit/mido raise many types for malformed input
+        raise MidiReadError(path, f"cannot parse: {_describe(error)}") from None
+    if midi.ticks_per_beat <= 0:
+        raise MidiReadError(path, f"invalid ticks per beat ({midi.ticks_per_beat})")
+
+    selected = [
+        inst
+        for inst in midi.instruments
+        if (include_drums or not inst.is_drum) and (programs is None or inst.program in programs)
+    ]
+    count = sum(len(inst.notes) for inst in selected)
+    if count == 0:
+        total = sum(len(inst.notes) for inst in midi.instruments)
+        reason = "no notes" if total == 0 else f"no notes in the selected instruments ({total} notes elsewhere)"
+        raise MidiReadError(path, reason)
+
+    notes = empty_notes(count)
+    row = 0
+    for inst in selected:
+        n = len(inst.notes)
+        block = notes[row : row + n]
+        block["pitch"] = [note.pitch for note in inst.notes]
+        block["velocity"] = [note.velocity for note in inst.notes]
+        block["start_tick"] = [note.start for note in inst.notes]
+        block["end_tick"] = [note.end for note in inst.notes]
+        block["program"] = inst.program
+        block["is_drum"] = inst.is_drum
+        row += n
+    # A note that ends before it starts is a broken event pair, not music.
+    notes = notes[notes["end_tick"] >= notes["start_tick"]]
+    if len(notes) == 0:
+        raise MidiReadError(path, "no notes with a valid duration")
+    notes = sort_notes(notes)
+
+    tempo_ticks, tempo_bpm = _tempo_map(midi)
+    notes["start"] = ticks_to_seconds(notes["start_tick"], tempo_ticks, tempo_bpm, midi.ticks_per_beat)
+    notes["end"] = ticks_to_seconds(notes["end_tick"], tempo_ticks, tempo_bpm, midi.ticks_per_beat)
+    notes["start_beat"] = notes["start_tick"] / midi.ticks_per_beat
+    notes["end_beat"] = notes["end_tick"] / midi.ticks_per_beat
+    return notes
+
+
+def sort_notes(notes: np.ndarray) -> np.ndarray:
+    """Order by start, then pitch (so a chord reads bottom-up), then end: the order the representation assumes."""
+    return notes[np.lexsort((notes["end_tick"], notes["pitch"], notes["start_tick"]))]
+
+
+def write_midi(
+    notes: np.ndarray,
+    path: str | os.PathLike,
+    *,
+    time_unit: str = "seconds",
+    tempo_bpm: float = DEFAULT_TEMPO_BPM,
+    ticks_per_beat: int = 480,
+) -> Path:
+    """Write notes to a type-1 MIDI file with one track per (program, is_drum) and a constant tempo.
+
+    `time_unit` picks which columns give the times: "seconds" (`start`/`end`, converted at `tempo_bpm`)
+    or "beats" (`start_beat`/`end_beat`). Every note lasts at least one tick, so a zero-length note
+    survives the trip through a player. The file is written atomically.
+    """
+    if time_unit == "seconds":
+        ticks_per_unit = ticks_per_beat * tempo_bpm / 60.0
+        start, end = notes["start"], notes["end"]
+    elif time_unit == "beats":
+        ticks_per_unit = float(ticks_per_beat)
+        start, end = notes["start_beat"], notes["end_beat"]
+    else:
+        raise ValueError(f"time_unit must be 'seconds' or 'beats', got {time_unit!r}")
+    start_ticks = np.round(np.asarray(start, dtype=np.float64) * ticks_per_unit).astype(np.int64)
+    end_ticks = np.round(np.asarray(end, dtype=np.float64) * ticks_per_unit).astype(np.int64)
+    end_ticks = np.maximum(end_ticks, start_ticks + 1)
+
+    midi = miditoolkit.MidiFile(ticks_per_beat=ticks_per_beat)
+    midi.tempo_changes = [miditoolkit.TempoChange(tempo_bpm, 0)]
+    midi.time_signature_changes = [miditoolkit.TimeSignature(4, 4, 0)]
+    tracks: dict[tuple[int, bool], miditoolkit.Instrument] = {}
+    for i in range(len(notes)):
+        key = (int(notes["program"][i]), bool(notes["is_drum"][i]))
+        if key not in tracks:
+            name = "Drums" if key[1] else f"Program {key[0]}"
+            tracks[key] = miditoolkit.Instrument(program=key[0], is_drum=key[1], name=name)
+        tracks[key].notes.append(
+            miditoolkit.Note(
+                velocity=int(np.clip(notes["velocity"][i], 1, 127)),
+                pitch=int(notes["pitch"][i]),
+                start=int(start_ticks[i]),
+                end=int(end_ticks[i]),
+            )
+        )
+    midi.instruments = list(tracks.values())
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    midi.dump(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def find_midi_files(root: str | os.PathLike) -> list[Path]:
+    """Every `.mid`/`.midi` file (any case) under `root`, recursively, in sorted order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"MIDI folder not found: {root}")
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+
+
+def notes_from_columns(
+    pitch: Iterable[int],
+    start: Iterable[float],
+    end: Iterable[float],
+    *,
+    velocity: int | Iterable[int] = 90,
+    program: int = 0,
+    time_unit: str = "seconds",
+) -> np.ndarray:
+    """Build a note array from plain columns (times in `time_unit`), e.g. for generated music."""
+    pitch = np.asarray(list(pitch))
+    notes = empty_notes(len(pitch))
+    notes["pitch"] = pitch
+    notes["velocity"] = np.asarray(list(velocity)) if not isinstance(velocity, int) else velocity
+    notes["program"] = program
+    columns = ("start", "end") if time_unit == "seconds" else ("start_beat", "end_beat")
+    notes[columns[0]] = np.asarray(list(start), dtype=np.float64)
+    notes[columns[1]] = np.asarray(list(end), dtype=np.float64)
+    return notes

@@ -1,0 +1,62 @@
+"""Notes <-> (pitch, step, duration) rows: the seed paper's note representation.
+
+step = start minus the previous note's start (0 for the first note, and 0 inside a chord, since notes are
+ordered by start then pitch); duration = end minus start. Times are in seconds or in beats (quarter notes).
+The encoding is invertible up to the absolute start of the first note.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from musicrnn.midi_io import empty_notes, sort_notes
+
+TIME_UNITS = ("seconds", "beats")
+PITCH, STEP, DURATION = 0, 1, 2
+NUM_FEATURES = 3
+NUM_PITCHES = 128
+
+
+def _time_columns(time_unit: str) -> tuple[str, str]:
+    if time_unit not in TIME_UNITS:
+        raise ValueError(f"time_unit must be one of {TIME_UNITS}, got {time_unit!r}")
+    return ("start", "end") if time_unit == "seconds" else ("start_beat", "end_beat")
+
+
+def notes_to_events(notes: np.ndarray, time_unit: str = "seconds") -> np.ndarray:
+    """Encode a note array as float32 rows (pitch, step, duration), ordered by start then pitch."""
+    start_col, end_col = _time_columns(time_unit)
+    notes = sort_notes(notes)
+    start = notes[start_col]
+    events = np.empty((len(notes), NUM_FEATURES), dtype=np.float32)
+    events[:, PITCH] = notes["pitch"]
+    events[:, STEP] = np.diff(start, prepend=start[:1]) if len(notes) else start
+    events[:, DURATION] = notes[end_col] - start
+    return events
+
+
+def events_to_notes(
+    events: np.ndarray,
+    time_unit: str = "seconds",
+    *,
+    start: float = 0.0,
+    velocity: int = 90,
+    program: int = 0,
+) -> np.ndarray:
+    """Decode (pitch, step, duration) rows to notes; negative steps or durations are clamped to 0.
+
+    `start` is the onset the first row's step counts from: the first note's own onset for an encoded
+    piece (whose first step is 0), or the last primer note's onset for a continuation. Only the columns
+    of `time_unit` are filled.
+    """
+    start_col, end_col = _time_columns(time_unit)
+    events = np.asarray(events, dtype=np.float64)
+    steps = np.maximum(events[:, STEP], 0.0)
+    onsets = start + np.cumsum(steps)
+    notes = empty_notes(len(events))
+    notes["pitch"] = np.clip(np.rint(events[:, PITCH]), 0, NUM_PITCHES - 1)
+    notes["velocity"] = velocity
+    notes["program"] = program
+    notes[start_col] = onsets
+    notes[end_col] = onsets + np.maximum(events[:, DURATION], 0.0)
+    return notes

@@ -1,0 +1,83 @@
+"""Autoregressive generation from a note model, one note at a time with the LSTM state carried along."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from musicrnn.models.note_lstm import NoteLSTM
+from musicrnn.representation import NUM_FEATURES
+
+
+def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
+    """Mask all but the `top_k` most likely classes and/or the smallest set whose probability reaches
+    `top_p` (nucleus sampling) with -inf. The most likely class always survives."""
+    if top_k is not None and 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and 0.0 < top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        # Drop a class once the classes before it already reach top_p.
+        drop_sorted = (cumulative - torch.softmax(sorted_logits, dim=-1)) >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def sample_pitch(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One pitch per row of `logits`; temperature <= 0 means greedy (argmax)."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate_events(
+    net: NoteLSTM,
+    primer: np.ndarray,
+    num_notes: int,
+    *,
+    num_samples: int = 1,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+) -> np.ndarray:
+    """Continue `primer` ((P, 3) rows of pitch, step, duration; P >= 1) by `num_notes` notes, for
+    `num_samples` independent samples at once. Returns (num_samples, num_notes, 3) float32.
+
+    The primer runs through the LSTM once; after that each new note is fed alone with the carried state,
+    so a note costs one time step, not a re-run of the whole window. Step and duration are the regression
+    heads' outputs clamped at zero.
+    """
+    if num_notes < 1 or num_samples < 1:
+        raise ValueError(f"num_notes and num_samples must be >= 1, got {num_notes}, {num_samples}")
+    primer = np.asarray(primer, dtype=np.float32)
+    if primer.ndim != 2 or primer.shape[1] != NUM_FEATURES or len(primer) == 0:
+        raise ValueError(f"primer must have shape (P >= 1, {NUM_FEATURES}), got {primer.shape}")
+    was_training = net.training
+    net.eval()
+    device = next(net.parameters()).device
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
+
+    inputs = torch.from_numpy(primer).to(device).unsqueeze(0).expand(num_samples, -1, -1).contiguous()
+    out = torch.empty(num_samples, num_notes, NUM_FEATURES, device=device)
+    output, state = net(inputs)
+    for i in range(num_notes):
+        pitch = sample_pitch(output.pitch_logits[:, -1], temperature, top_k, top_p, generator)
+        out[:, i, 0] = pitch.float()
+        out[:, i, 1] = output.step[:, -1].clamp(min=0.0)
+        out[:, i, 2] = output.duration[:, -1].clamp(min=0.0)
+        if i + 1 < num_notes:
+            output, state = net(out[:, i : i + 1], state)
+    net.train(was_training)
+    return out.cpu().numpy()

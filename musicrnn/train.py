@@ -1,0 +1,113 @@
+"""`musicrnn-train` (also `python -m musicrnn.train`): train, test and sample, configured by Hydra.
+
+    musicrnn-train                                            # built-in Bach chorales, the paper's model
+    musicrnn-train data=midi_dir data.path=~/midis model=seed_paper trainer.max_epochs=20
+    musicrnn-train -m model.hidden_size=64,128 seed=1,2       # a multirun: one folder per job
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+
+from musicrnn.checkpoint import load_note_module
+from musicrnn.conf_dir import CONFIG_DIR
+from musicrnn.errors import MusicrnnError
+from musicrnn.generate import generate_midi, load_primer
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every `_target_` entry of a config group that holds several (callbacks, loggers)."""
+    if not group:
+        return []
+    return [hydra.utils.instantiate(entry) for entry in group.values() if isinstance(entry, DictConfig) and "_target_" in entry]
+
+
+def _scalar_metrics(metrics: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in sorted(metrics.items())}
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fit, test the best checkpoint, write a sample. Returns (metrics, objects), so tests and sweepers
+    can read the numbers."""
+    started = time.perf_counter()
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+
+    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    metrics: dict[str, float] = {}
+    if cfg.get("train"):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics.update(_scalar_metrics(trainer.callback_metrics))
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if cfg.get("test"):
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        metrics.update(_scalar_metrics(trainer.callback_metrics))
+
+    sample_paths = []
+    if best and cfg.get("sample") and cfg.sample.get("num_notes"):
+        best_module = load_note_module(best)
+        sample_paths = generate_midi(
+            best_module,
+            load_primer(best_module, None, primer_notes=datamodule.seq_len),
+            output_dir / "samples" / "sample.mid",
+            num_notes=int(cfg.sample.num_notes),
+            temperature=float(cfg.sample.temperature),
+            seed=cfg.get("seed"),
+        )
+
+    elapsed = time.perf_counter() - started
+    _print_summary(output_dir, best, sample_paths, metrics, elapsed)
+    objects = {"datamodule": datamodule, "model": model, "trainer": trainer, "best_checkpoint": best, "samples": sample_paths}
+    return metrics, objects
+
+
+def _print_summary(output_dir: Path, best: str, samples: list[Path], metrics: dict[str, float], elapsed: float) -> None:
+    lines = [f"musicrnn-train finished in {elapsed:.1f} s", f"  run folder      : {output_dir}"]
+    if best:
+        lines.append(f"  best checkpoint : {best}")
+    lines.append(f"  TensorBoard     : tensorboard --logdir {output_dir / 'tensorboard'}")
+    for path in samples:
+        lines.append(f"  sample          : {path}")
+    test = {k[len('test/'):]: v for k, v in metrics.items() if k.startswith("test/")}
+    if test:
+        lines.append("  test metrics    :")
+        for name, value in test.items():
+            if not name.startswith("unigram_"):
+                baseline = test.get(f"unigram_{name}")
+                floor = f"   (unigram baseline {baseline:.4f})" if baseline is not None else ""
+                lines.append(f"    {name:<18} {value:.4f}{floor}")
+    print("\n".join(lines), flush=True)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        metrics, _ = train(cfg)
+    except (MusicrnnError, InstantiationException) as error:
+        # Bad data, a bad config value or a bad checkpoint: say what and why in one line.
+        message = str(error).strip().splitlines()
+        print(f"musicrnn-train: error: {' '.join(m.strip() for m in message if m.strip())}", file=sys.stderr)
+        raise SystemExit(1) from None
+    monitor = OmegaConf.select(cfg, "callbacks.model_checkpoint.monitor")
+    return metrics.get(monitor) if monitor else None
+
+
+if __name__ == "__main__":
+    main()
