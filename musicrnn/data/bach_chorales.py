@@ -11,6 +11,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Sequence
 
 from tqdm.auto import tqdm
 
@@ -34,8 +35,18 @@ def _write_one(args: tuple[str, str]) -> str | None:
         return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
-def extract_bach_chorales(out_dir: str | os.PathLike, num_workers: int | None = None, progress: bool = True) -> Path:
-    """Write music21's bundled Bach chorales as MIDI files into `out_dir` (once; later calls return at once)."""
+def _file_name(work: str) -> str:
+    return work.replace("/", "_") + ".mid"
+
+
+def extract_bach_chorales(
+    out_dir: str | os.PathLike,
+    num_workers: int | None = None,
+    progress: bool = True,
+    works: Sequence[str] | None = None,
+) -> Path:
+    """Write music21's bundled Bach chorales (or just `works`, e.g. ["bach/bwv269"]) as MIDI files into
+    `out_dir`, once: a finished folder is marked, and later calls return at once."""
     out_dir = Path(out_dir).expanduser()
     if (out_dir / COMPLETE_MARKER).exists():
         return out_dir
@@ -44,9 +55,10 @@ def extract_bach_chorales(out_dir: str | os.PathLike, num_workers: int | None = 
     except ImportError as error:  # pragma: no cover - music21 is a dependency
         raise RuntimeError("the default corpus needs music21: pip install music21") from error
 
-    works = list(corpus.chorales.Iterator(returnType="filename"))
+    # The iterator names some works twice (several catalogue numbers, one file): write each once.
+    works = list(dict.fromkeys(works or corpus.chorales.Iterator(returnType="filename")))
     out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(w, str(out_dir / (w.replace("/", "_") + ".mid"))) for w in works if not (out_dir / (w.replace("/", "_") + ".mid")).exists()]
+    jobs = [(w, str(out_dir / _file_name(w))) for w in works if not (out_dir / _file_name(w)).exists()]
     log.info("writing %d music21 Bach chorales to MIDI in %s (once)", len(jobs), out_dir)
     workers = num_workers if num_workers is not None else min(os.cpu_count() or 1, 8)
     bar = dict(total=len(jobs), desc="extracting Bach chorales", unit="piece", disable=not progress, mininterval=1.0)

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from musicrnn.data.bach_chorales import extract_bach_chorales
 from musicrnn.data.corpus import PreparedCorpus, default_cache_dir, prepare_corpus
 from musicrnn.data.split import SPLITS, split_pieces
+from musicrnn.errors import MusicrnnError
 from musicrnn.representation import NUM_PITCHES, PITCH, TIME_UNITS, notes_to_events
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class NoteSequenceDataModule(pl.LightningDataModule):
     def midi_root(self) -> Path:
         """The folder of MIDI files this module reads (subclasses may create it first)."""
         if not self.path:
-            raise ValueError("data.path is not set: point it at a folder of MIDI files (data.path=/my/midis)")
+            raise MusicrnnError("data.path is not set: point it at a folder of MIDI files (data.path=/my/midis)")
         return Path(self.path).expanduser()
 
     def load_corpus(self) -> PreparedCorpus:
@@ -145,7 +146,7 @@ class NoteSequenceDataModule(pl.LightningDataModule):
             ", ".join(f"{s} {len(self.split_indices[s])} pieces / {len(self.datasets[s])} windows" for s in SPLITS),
         )
         if len(self.datasets["train"]) == 0:
-            raise ValueError(
+            raise MusicrnnError(
                 f"no training window: every training piece has fewer than seq_len + 1 = {self.seq_len + 1} notes"
             )
 

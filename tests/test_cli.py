@@ -1,0 +1,178 @@
+"""The real console scripts, end to end, on small real MIDI corpora (subprocesses, as a user runs them)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import require_shared, write_piece
+from musicrnn.midi_io import read_midi
+
+pytestmark = pytest.mark.slow
+
+TINY_MODEL = [
+    "model.hidden_size=16",
+    "model.num_layers=2",
+    "model.dense_size=16",
+    "data.seq_len=16",
+    "data.batch_size=16",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+    "sample.num_notes=20",
+]
+
+
+def cli(name: str, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    script = shutil.which(name)
+    module = {"musicrnn-train": "musicrnn.train", "musicrnn-generate": "musicrnn.generate"}[name]
+    command = [script] if script else [sys.executable, "-m", module]
+    result = subprocess.run(
+        [*command, *args], cwd=cwd, capture_output=True, text=True, timeout=600, env={**os.environ, "HYDRA_FULL_ERROR": "0"}
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{name} {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def train_args(corpus: Path, logs: Path, *extra: str) -> list[str]:
+    return ["data=midi_dir", f"data.path={corpus}", f"paths.log_dir={logs}", *TINY_MODEL, *extra]
+
+
+@pytest.fixture(scope="module")
+def trained_run(session_corpus, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    work = tmp_path_factory.mktemp("train")
+    result = cli("musicrnn-train", *train_args(session_corpus, work / "logs", "trainer.max_epochs=3"), cwd=work)
+    (run_dir,) = (work / "logs" / "train" / "runs").iterdir()
+    return run_dir, result
+
+
+def test_train_writes_checkpoints_logs_and_a_sample(trained_run):
+    run_dir, result = trained_run
+    for line in ("best checkpoint", "TensorBoard", "sample", "test metrics", "pitch_acc_top1", "unigram baseline"):
+        assert line in result.stdout
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert len(read_midi(run_dir / "samples" / "sample.mid")) == 20
+
+
+def test_tensorboard_shows_losses_metrics_for_every_stage_and_the_learning_rate(trained_run):
+    run_dir, _ = trained_run
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    for stage in ("train", "val", "test"):
+        for metric in ("loss", "pitch_acc_top1", "pitch_acc_top5", "pitch_perplexity", "step_mse", "duration_mse"):
+            name = f"{stage}/{metric}_epoch" if (stage, metric) == ("train", "loss") else f"{stage}/{metric}"
+            assert name in tags, name
+    assert {"val/unigram_pitch_acc_top1", "test/unigram_pitch_perplexity", "lr-Adam"} <= tags
+    assert len(events.Scalars("val/loss")) == 3
+
+
+def test_checkpoint_is_self_sufficient(trained_run):
+    run_dir, _ = trained_run
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    meta = checkpoint["musicrnn"]
+    assert meta["format_version"] == 1 and meta["time_unit"] == "seconds" and len(meta["primers"]) >= 1
+    assert checkpoint["hyper_parameters"]["hidden_size"] == 16
+
+
+def test_generate_from_the_checkpoint_with_a_midi_primer(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    primer = write_piece(tmp_path / "primer.mid", seed=99, num_bars=4)
+    cli(
+        "musicrnn-generate", f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", "num_notes=37",
+        "temperature=1.0", f"primer={primer}", "output=out.mid", cwd=tmp_path,
+    )
+    notes = read_midi(tmp_path / "out.mid")
+    assert len(notes) == 37
+    assert (notes["end"] > notes["start"]).all()
+    assert not (tmp_path / ".hydra").exists() and not (tmp_path / "outputs").exists()
+
+
+def test_generate_several_samples_from_a_stored_primer_reproducibly(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    args = [f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "num_notes=25", "num_samples=3", "top_k=10", "seed=3"]
+    cli("musicrnn-generate", *args, "output=a/gen.mid", cwd=tmp_path)
+    cli("musicrnn-generate", *args, "output=b/gen.mid", cwd=tmp_path)
+    for i in range(3):
+        a, b = read_midi(tmp_path / "a" / f"gen_{i:02d}.mid"), read_midi(tmp_path / "b" / f"gen_{i:02d}.mid")
+        assert len(a) == 25 and (a == b).all()
+
+
+def test_resume_from_a_checkpoint_continues_training(trained_run, session_corpus, tmp_path):
+    run_dir, _ = trained_run
+    last = run_dir / "checkpoints" / "last.ckpt"
+    cli("musicrnn-train", *train_args(session_corpus, tmp_path / "logs", "trainer.max_epochs=4", f"ckpt_path={last}"), cwd=tmp_path)
+    (resumed,) = (tmp_path / "logs" / "train" / "runs").iterdir()
+    checkpoint = torch.load(resumed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["epoch"] == 3  # epochs 0-2 came from the checkpoint; only epoch 3 ran here
+
+
+def test_multirun_gives_each_job_its_own_folder(session_corpus, tmp_path):
+    cli(
+        "musicrnn-train", "-m", *train_args(session_corpus, tmp_path / "logs", "trainer.max_epochs=1", "sample.num_notes=0"),
+        "model.hidden_size=8,12", cwd=tmp_path,
+    )
+    (sweep,) = (tmp_path / "logs" / "train" / "multirun").iterdir()
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [j.name for j in jobs] == ["0", "1"]
+    sizes = []
+    for job in jobs:
+        assert (job / "checkpoints" / "best.ckpt").is_file() and list((job / "tensorboard").glob("events.*"))
+        sizes.append(torch.load(job / "checkpoints" / "best.ckpt", weights_only=True)["hyper_parameters"]["hidden_size"])
+        assert (job / ".hydra" / "overrides.yaml").is_file()
+    assert sizes == [8, 12]
+
+
+def test_a_wrong_config_key_is_one_clear_line(tmp_path):
+    result = cli("musicrnn-train", "model.hiden_size=64", cwd=tmp_path, check=False)
+    assert result.returncode != 0 and "hiden_size" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_folder_of_broken_files_is_one_clear_line(tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.mid").write_bytes(b"")
+    result = cli("musicrnn-train", *train_args(tmp_path / "bad", tmp_path / "logs"), cwd=tmp_path, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "musicrnn-train: error: no usable MIDI file under" in result.stderr
+
+
+def test_a_missing_checkpoint_is_one_clear_line(tmp_path):
+    result = cli("musicrnn-generate", "ckpt_path=nowhere/best.ckpt", cwd=tmp_path, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "musicrnn-generate: error: checkpoint nowhere/best.ckpt: file not found"
+
+
+def test_default_config_runs_on_the_bach_chorales(tmp_path):
+    """The README's first command (data=bach_chorales, model=seed_paper), on three chorales, one batch."""
+    from musicrnn.data.bach_chorales import extract_bach_chorales
+
+    works = ["bach/bwv269", "bach/bwv347", "bach/bwv267", "bach/bwv86.6"]
+    chorales = extract_bach_chorales(tmp_path / "chorales", works=works, progress=False)
+    assert len(list(chorales.glob("*.mid"))) == 4 and (chorales / ".complete").exists()
+    assert all(len(read_midi(p)) > 100 for p in chorales.glob("*.mid"))
+    result = cli(
+        "musicrnn-train", f"data.path={chorales}", f"paths.log_dir={tmp_path / 'logs'}", "trainer.fast_dev_run=true",
+        "data.seq_len=50", "trainer.enable_progress_bar=false", cwd=tmp_path,
+    )
+    assert "musicrnn-train finished" in result.stdout and "test metrics" in result.stdout
+
+
+@pytest.mark.shared_data
+def test_pop909_config_reads_its_path_from_the_environment(tmp_path, monkeypatch):
+    root = require_shared("pop909", "POP909")
+    subset = tmp_path / "pop"
+    for name in ("001", "002", "003", "004", "005"):
+        shutil.copytree(root / name, subset / name, ignore=shutil.ignore_patterns("*.txt"))
+    monkeypatch.setenv("MUSICRNN_POP909", str(subset))
+    result = cli(
+        "musicrnn-train", "data=pop909", f"paths.log_dir={tmp_path / 'logs'}", *TINY_MODEL, "trainer.fast_dev_run=true", cwd=tmp_path
+    )
+    assert "prepared 5 of 5 MIDI files" in result.stdout + result.stderr
