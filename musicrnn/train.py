@@ -16,6 +16,7 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 from hydra.errors import InstantiationException
+from pytorch_lightning.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from musicrnn.checkpoint import load_note_module
@@ -49,6 +50,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
+    if not loggers:  # logger=none: Lightning refuses a learning-rate monitor with nothing to log to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     metrics: dict[str, float] = {}
@@ -56,6 +59,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         metrics.update(_scalar_metrics(trainer.callback_metrics))
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    best = best or cfg.get("ckpt_path") or ""  # test=true train=false evaluates the given checkpoint
     if cfg.get("test"):
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         metrics.update(_scalar_metrics(trainer.callback_metrics))

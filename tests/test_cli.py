@@ -29,10 +29,11 @@ TINY_MODEL = [
 ]
 
 
-def cli(name: str, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+def cli(name: str, *args: str, cwd: Path, check: bool = True, as_module: bool = False) -> subprocess.CompletedProcess:
+    """Run a console script as installed (or `python -m musicrnn.<module>` with as_module)."""
     script = shutil.which(name)
     module = {"musicrnn-train": "musicrnn.train", "musicrnn-generate": "musicrnn.generate"}[name]
-    command = [script] if script else [sys.executable, "-m", module]
+    command = [script] if script and not as_module else [sys.executable, "-m", module]
     result = subprocess.run(
         [*command, *args], cwd=cwd, capture_output=True, text=True, timeout=600, env={**os.environ, "HYDRA_FULL_ERROR": "0"}
     )
@@ -132,7 +133,7 @@ def test_multirun_gives_each_job_its_own_folder(session_corpus, tmp_path):
 
 
 def test_a_wrong_config_key_is_one_clear_line(tmp_path):
-    result = cli("musicrnn-train", "model.hiden_size=64", cwd=tmp_path, check=False)
+    result = cli("musicrnn-train", "model.hiden_size=64", cwd=tmp_path, check=False, as_module=True)
     assert result.returncode != 0 and "hiden_size" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -132,7 +132,10 @@ def prepare_corpus(
     if cache_path.exists():
         try:
             corpus = _load(cache_path)
-            log.info("loaded prepared corpus from cache %s (%d pieces, %d notes)", cache_path, len(corpus), len(corpus.notes))
+            log.info(
+                "loaded prepared corpus from cache %s: %d pieces, %d notes; %d files skipped when it was built",
+                cache_path, len(corpus), len(corpus.notes), len(corpus.skipped),
+            )
             return corpus
         except Exception as error:  # a damaged cache is rebuilt, not fatal
             log.warning("cache %s unreadable (%s); rebuilding", cache_path, error)

@@ -1,0 +1,33 @@
+"""`train()` in process, composed the way the CLI composes it."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from musicrnn.conf_dir import CONFIG_DIR
+from musicrnn.train import train
+
+pytestmark = pytest.mark.slow
+
+
+def _cfg(corpus, out, seed):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose(
+            "train",
+            overrides=[
+                "data=midi_dir", f"data.path={corpus}", f"paths.output_dir={out}", f"seed={seed}",
+                "model.hidden_size=16", "model.num_layers=2", "model.dense_size=16", "data.seq_len=16",
+                "data.batch_size=16", "data.transpose=3", "trainer.max_epochs=2", "trainer.accelerator=cpu",
+                "trainer.enable_progress_bar=false", "sample.num_notes=10", "logger=none",
+            ],
+        )
+
+
+def test_the_same_seed_gives_the_same_metrics_on_cpu(session_corpus, tmp_path):
+    first, _ = train(_cfg(session_corpus, tmp_path / "a", seed=5))
+    second, _ = train(_cfg(session_corpus, tmp_path / "b", seed=5))
+    other, _ = train(_cfg(session_corpus, tmp_path / "c", seed=6))
+    assert first["test/pitch_nll"] > 0 and set(first) == set(second)
+    assert first == second
+    assert other["test/pitch_nll"] != first["test/pitch_nll"]
