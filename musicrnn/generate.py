@@ -55,13 +55,15 @@ def generate_midi(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
+    timing_temperature: float | None = None,
     include_primer: bool = False,
     seed: int | None = None,
 ) -> list[Path]:
     """Sample `num_samples` continuations of `primer_events` and write each to a MIDI file."""
     samples = generate_events(
         module.net, primer_events, num_notes,
-        num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+        num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p,
+        timing_temperature=timing_temperature, seed=seed,
     )
     time_unit = module.hparams.time_unit
     paths = []
@@ -85,6 +87,7 @@ def generate(cfg: DictConfig) -> list[Path]:
         temperature=float(cfg.temperature),
         top_k=cfg.top_k,
         top_p=cfg.top_p,
+        timing_temperature=cfg.timing_temperature,
         include_primer=bool(cfg.include_primer),
         seed=cfg.seed,
     )

@@ -60,3 +60,20 @@ def events_to_notes(
     notes[start_col] = onsets
     notes[end_col] = onsets + np.maximum(events[:, DURATION], 0.0)
     return notes
+
+
+def quantise_time(values, resolution: float, num_classes: int):
+    """Step or duration -> the class of the nearest multiple of `resolution`, clipped to num_classes - 1.
+
+    Decoding (`class * resolution`) is within half a bin of the value for values below
+    (num_classes - 0.5) * resolution. Works on torch tensors and numpy arrays.
+    """
+    scaled = values / resolution
+    if isinstance(scaled, np.ndarray):
+        return np.clip(np.rint(scaled), 0, num_classes - 1).astype(np.int64)
+    return scaled.round().clamp(0, num_classes - 1).long()
+
+
+def dequantise_time(classes, resolution: float):
+    """The value a timing class stands for."""
+    return classes * resolution

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from musicrnn.models.note_lstm import NoteLSTM
-from musicrnn.representation import NUM_FEATURES
+from musicrnn.representation import NUM_FEATURES, dequantise_time
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
@@ -25,14 +25,14 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
     return logits
 
 
-def sample_pitch(
+def sample_class(
     logits: torch.Tensor,
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """One pitch per row of `logits`; temperature <= 0 means greedy (argmax)."""
+    """One class (a pitch, or a timing bin) per row of `logits`; temperature <= 0 means greedy (argmax)."""
     if temperature <= 0:
         return logits.argmax(dim=-1)
     probs = torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
@@ -49,6 +49,7 @@ def generate_events(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
+    timing_temperature: float | None = None,
     seed: int | None = None,
 ) -> np.ndarray:
     """Continue `primer` ((P, 3) rows of pitch, step, duration; P >= 1) by `num_notes` notes, for
@@ -56,7 +57,8 @@ def generate_events(
 
     The primer runs through the LSTM once; after that each new note is fed alone with the carried state,
     so a note costs one time step, not a re-run of the whole window. Step and duration are the regression
-    heads' outputs clamped at zero.
+    heads' outputs clamped at zero, or, with categorical timing heads, sampled at `timing_temperature`
+    (default: `temperature`; top-k/top-p apply to pitch only).
     """
     if num_notes < 1 or num_samples < 1:
         raise ValueError(f"num_notes and num_samples must be >= 1, got {num_notes}, {num_samples}")
@@ -73,10 +75,15 @@ def generate_events(
     out = torch.empty(num_samples, num_notes, NUM_FEATURES, device=device)
     output, state = net(inputs)
     for i in range(num_notes):
-        pitch = sample_pitch(output.pitch_logits[:, -1], temperature, top_k, top_p, generator)
+        pitch = sample_class(output.pitch_logits[:, -1], temperature, top_k, top_p, generator)
         out[:, i, 0] = pitch.float()
-        out[:, i, 1] = output.step[:, -1].clamp(min=0.0)
-        out[:, i, 2] = output.duration[:, -1].clamp(min=0.0)
+        for column, name in ((1, "step"), (2, "duration")):
+            logits = getattr(output, f"{name}_logits")
+            if logits is None:
+                out[:, i, column] = getattr(output, name)[:, -1].clamp(min=0.0)
+            else:
+                timing = sample_class(logits[:, -1], timing_temperature if timing_temperature is not None else temperature, generator=generator)
+                out[:, i, column] = dequantise_time(timing.float(), net.config.timing_resolution)
         if i + 1 < num_notes:
             output, state = net(out[:, i : i + 1], state)
     net.train(was_training)

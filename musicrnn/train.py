@@ -92,11 +92,12 @@ def _print_summary(output_dir: Path, best: str, samples: list[Path], metrics: di
     test = {k[len('test/'):]: v for k, v in metrics.items() if k.startswith("test/")}
     if test:
         lines.append("  test metrics    :")
+        baselines = ("unigram", "bigram")
+        lines.append(f"    {'':<19} {'model':>9} " + " ".join(f"{b:>9}" for b in baselines))
         for name, value in test.items():
-            if not name.startswith("unigram_"):
-                baseline = test.get(f"unigram_{name}")
-                floor = f"   (unigram baseline {baseline:.4f})" if baseline is not None else ""
-                lines.append(f"    {name:<18} {value:.4f}{floor}")
+            if not name.startswith(tuple(f"{b}_" for b in baselines)):
+                floors = " ".join(f"{test[f'{b}_{name}']:>9.4f}" if f"{b}_{name}" in test else f"{'':>9}" for b in baselines)
+                lines.append(f"    {name:<19} {value:>9.4f} {floors}")
     print("\n".join(lines), flush=True)
 
 

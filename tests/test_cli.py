@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -130,6 +131,27 @@ def test_multirun_gives_each_job_its_own_folder(session_corpus, tmp_path):
         sizes.append(torch.load(job / "checkpoints" / "best.ckpt", weights_only=True)["hyper_parameters"]["hidden_size"])
         assert (job / ".hydra" / "overrides.yaml").is_file()
     assert sizes == [8, 12]
+
+
+def test_note_lstm_trains_and_samples_categorical_timing(session_corpus, tmp_path):
+    cli(
+        "musicrnn-train",
+        *train_args(session_corpus, tmp_path / "logs", "model=note_lstm", "model.pitch_embedding_dim=8", "trainer.max_epochs=1"),
+        cwd=tmp_path,
+    )
+    (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert {"test/step_perplexity", "test/duration_perplexity", "test/bigram_pitch_perplexity"} <= set(events.Tags()["scalars"])
+    cli(
+        "musicrnn-generate", f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", "num_notes=30",
+        "timing_temperature=0.5", "output=cat.mid", cwd=tmp_path,
+    )
+    notes = read_midi(tmp_path / "cat.mid")
+    assert len(notes) == 30
+    # Sampled timing lies on the 0.02 s grid of the categorical heads (at 120 bpm, 480 ticks per beat).
+    onsets = notes["start_tick"] / (480 * 2)
+    np.testing.assert_allclose(onsets / 0.02, np.round(onsets / 0.02), atol=0.05)
 
 
 def test_a_wrong_config_key_is_one_clear_line(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from musicrnn.models import NoteLSTM, NoteLSTMConfig
-from musicrnn.sampling import filter_logits, generate_events, sample_pitch
+from musicrnn.sampling import filter_logits, generate_events, sample_class
 
 
 def test_top_k_keeps_exactly_the_k_largest():
@@ -24,9 +24,9 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
 
 def test_zero_temperature_is_greedy_and_sampling_follows_the_distribution():
     logits = torch.tensor([[0.0, 2.0, 1.0]]).repeat(20000, 1)
-    assert (sample_pitch(logits, temperature=0) == 1).all()
+    assert (sample_class(logits, temperature=0) == 1).all()
     generator = torch.Generator().manual_seed(0)
-    counts = torch.bincount(sample_pitch(logits, 1.0, generator=generator), minlength=3).float() / 20000
+    counts = torch.bincount(sample_class(logits, 1.0, generator=generator), minlength=3).float() / 20000
     torch.testing.assert_close(counts, torch.softmax(logits[0], 0), atol=0.02, rtol=0)
 
 

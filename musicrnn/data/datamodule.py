@@ -160,10 +160,17 @@ class NoteSequenceDataModule(pl.LightningDataModule):
 
     # -- statistics the metrics and generation use --------------------------------------------------
     def train_statistics(self) -> dict[str, np.ndarray | float]:
-        """Pitch counts and mean step/duration over all training notes (for the unigram baseline)."""
-        events = self.datasets["train"].events.numpy()
+        """Pitch unigram and bigram counts (pairs of consecutive notes within a piece) and mean step and
+        duration over the training split: what the n-gram baselines are fitted on."""
+        events, offsets = self.split_events("train")
+        pitch = events[:, PITCH].astype(np.int64)
+        follows = np.ones(len(pitch), dtype=bool)
+        follows[offsets[:-1]] = False  # a piece's first note follows nothing
+        bigrams = np.zeros((NUM_PITCHES, NUM_PITCHES), dtype=np.float64)
+        np.add.at(bigrams, (pitch[:-1][follows[1:]], pitch[1:][follows[1:]]), 1.0)
         return {
-            "pitch_counts": np.bincount(events[:, PITCH].astype(np.int64), minlength=NUM_PITCHES).astype(np.float64),
+            "pitch_counts": np.bincount(pitch, minlength=NUM_PITCHES).astype(np.float64),
+            "bigram_counts": bigrams,
             "step_mean": float(events[:, 1].mean()),
             "duration_mean": float(events[:, 2].mean()),
         }

@@ -8,9 +8,11 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from musicrnn.representation import NUM_FEATURES, NUM_PITCHES
+from musicrnn.representation import NUM_PITCHES, quantise_time
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
+TIMING_INPUTS = ("linear", "log")
+TIMING_HEADS = ("regression", "categorical")
 
 
 @dataclass(frozen=True)
@@ -20,37 +22,55 @@ class NoteLSTMConfig:
     dropout: float = 0.3  # between LSTM layers and on the last layer's output (paper: 0.3)
     dense_size: int = 256  # ReLU layer before the heads (paper: 256); 0 = heads read the LSTM (TF tutorial)
     num_pitches: int = NUM_PITCHES  # MIDI pitches 0..127, the softmax's classes
+    pitch_embedding_dim: int = 0  # 0 = pitch enters as one number, pitch/128 (paper); >0 = a learned embedding
+    timing_input: str = "linear"  # step/duration enter as they are (paper) or as log1p(value / timing_resolution)
+    timing_head: str = "regression"  # regression (paper) or categorical: a softmax over quantised values
+    timing_classes: int = 101  # categorical timing: values 0, r, 2r, ... (timing_classes - 1) * r
+    timing_resolution: float = 0.02  # r, in the representation's time unit (seconds or beats)
 
     def __post_init__(self) -> None:
         if self.hidden_size < 1 or self.num_layers < 1:
             raise ValueError(f"hidden_size and num_layers must be >= 1, got {self.hidden_size}, {self.num_layers}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.dense_size < 0:
-            raise ValueError(f"dense_size must be >= 0, got {self.dense_size}")
+        if self.dense_size < 0 or self.pitch_embedding_dim < 0:
+            raise ValueError(f"dense_size and pitch_embedding_dim must be >= 0, got {self.dense_size}, {self.pitch_embedding_dim}")
+        if self.timing_input not in TIMING_INPUTS:
+            raise ValueError(f"timing_input must be one of {TIMING_INPUTS}, got {self.timing_input!r}")
+        if self.timing_head not in TIMING_HEADS:
+            raise ValueError(f"timing_head must be one of {TIMING_HEADS}, got {self.timing_head!r}")
+        if self.timing_classes < 2 or self.timing_resolution <= 0:
+            raise ValueError(f"need timing_classes >= 2 and timing_resolution > 0, got {self.timing_classes}, {self.timing_resolution}")
 
 
 class NoteLSTMOutput(NamedTuple):
     pitch_logits: torch.Tensor  # (batch, time, num_pitches)
-    step: torch.Tensor  # (batch, time)
+    step: torch.Tensor  # (batch, time): the prediction (regression) or the expected value (categorical)
     duration: torch.Tensor  # (batch, time)
+    step_logits: torch.Tensor | None = None  # (batch, time, timing_classes), categorical timing only
+    duration_logits: torch.Tensor | None = None
 
 
 class NoteLSTM(nn.Module):
-    """Stacked LSTM over note events with three heads: pitch logits, step and duration (regression).
+    """Stacked LSTM over note events with three heads: pitch logits, step and duration.
 
-    The input pitch is scaled by 1/num_pitches, as in the TensorFlow tutorial the paper builds on; step
-    and duration enter as they are.
+    Inputs: pitch as pitch/num_pitches (the TF tutorial's choice the paper builds on) or a learned
+    embedding; step and duration as they are or log-scaled. Timing heads: one regression value each
+    (paper), or logits over quantised values, which give timing a likelihood and let sampling use a
+    temperature on it too.
     """
 
     def __init__(self, config: NoteLSTMConfig):
         super().__init__()
         self.config = config
-        self.register_buffer(
-            "input_scale", torch.tensor([1.0 / config.num_pitches, 1.0, 1.0]), persistent=False
-        )
+        if config.pitch_embedding_dim:
+            self.pitch_embedding = nn.Embedding(config.num_pitches, config.pitch_embedding_dim)
+            input_size = config.pitch_embedding_dim + 2
+        else:
+            self.pitch_embedding = None
+            input_size = 3
         self.lstm = nn.LSTM(
-            NUM_FEATURES,
+            input_size,
             config.hidden_size,
             num_layers=config.num_layers,
             dropout=config.dropout if config.num_layers > 1 else 0.0,
@@ -63,18 +83,32 @@ class NoteLSTM(nn.Module):
         else:
             self.dense = nn.Identity()
             features = config.hidden_size
+        timing_outputs = config.timing_classes if config.timing_head == "categorical" else 1
         self.pitch_head = nn.Linear(features, config.num_pitches)
-        self.step_head = nn.Linear(features, 1)
-        self.duration_head = nn.Linear(features, 1)
+        self.step_head = nn.Linear(features, timing_outputs)
+        self.duration_head = nn.Linear(features, timing_outputs)
+        centres = torch.arange(config.timing_classes, dtype=torch.float32) * config.timing_resolution
+        self.register_buffer("timing_centres", centres, persistent=False)
+
+    def encode(self, events: torch.Tensor) -> torch.Tensor:
+        """(batch, time, 3) events -> the LSTM's input features."""
+        pitch, timing = events[..., 0], events[..., 1:]
+        if self.config.timing_input == "log":
+            timing = torch.log1p(timing.clamp(min=0) / self.config.timing_resolution)
+        if self.pitch_embedding is None:
+            return torch.cat([(pitch / self.config.num_pitches).unsqueeze(-1), timing], dim=-1)
+        return torch.cat([self.pitch_embedding(pitch.long().clamp(0, self.config.num_pitches - 1)), timing], dim=-1)
+
+    def timing_class(self, values: torch.Tensor) -> torch.Tensor:
+        return quantise_time(values, self.config.timing_resolution, self.config.timing_classes)
 
     def forward(self, events: torch.Tensor, state: LSTMState | None = None) -> tuple[NoteLSTMOutput, LSTMState]:
         """events: (batch, time, 3) rows of (pitch, step, duration). Returns the predictions for the next
         note at every position, and the LSTM state after the last one (to continue from, one note at a time)."""
-        hidden, state = self.lstm(events * self.input_scale, state)
+        hidden, state = self.lstm(self.encode(events), state)
         features = self.dense(self.output_dropout(hidden))
-        output = NoteLSTMOutput(
-            pitch_logits=self.pitch_head(features),
-            step=self.step_head(features).squeeze(-1),
-            duration=self.duration_head(features).squeeze(-1),
-        )
-        return output, state
+        step, duration = self.step_head(features), self.duration_head(features)
+        if self.config.timing_head == "categorical":
+            expected = lambda logits: torch.softmax(logits, dim=-1) @ self.timing_centres  # noqa: E731
+            return NoteLSTMOutput(self.pitch_head(features), expected(step), expected(duration), step, duration), state
+        return NoteLSTMOutput(self.pitch_head(features), step.squeeze(-1), duration.squeeze(-1)), state

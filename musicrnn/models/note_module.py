@@ -42,6 +42,11 @@ class NoteLSTMModule(pl.LightningModule):
         negative_penalty: float = 10.0,
         learning_rate: float = 1e-3,
         time_unit: str = "seconds",
+        pitch_embedding_dim: int = 0,
+        timing_input: str = "linear",
+        timing_head: str = "regression",
+        timing_classes: int = 101,
+        timing_resolution: float = 0.02,
     ):
         super().__init__()
         if train_positions not in TRAIN_POSITIONS:
@@ -51,30 +56,43 @@ class NoteLSTMModule(pl.LightningModule):
         if learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
         self.save_hyperparameters()
-        self.net = NoteLSTM(NoteLSTMConfig(hidden_size, num_layers, dropout, dense_size))
+        self.net = NoteLSTM(
+            NoteLSTMConfig(
+                hidden_size, num_layers, dropout, dense_size,
+                pitch_embedding_dim=pitch_embedding_dim, timing_input=timing_input, timing_head=timing_head,
+                timing_classes=timing_classes, timing_resolution=timing_resolution,
+            )
+        )
         # Held-out primers travel inside the checkpoint so that generation needs nothing else.
         self.primers: list[torch.Tensor] = []
 
     def forward(self, events: torch.Tensor, state=None):
         return self.net(events, state)
 
+    def _timing_loss(self, output: NoteLSTMOutput, name: str, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(loss, per-position NLL or None) of one timing head."""
+        logits = getattr(output, f"{name}_logits")
+        if logits is None:
+            prediction = getattr(output, name).reshape(-1)
+            return positive_pressure_mse(prediction, target, self.hparams.negative_penalty), None
+        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), self.net.timing_class(target), reduction="none")
+        return nll.mean(), nll
+
     def _step(self, batch: torch.Tensor, stage: str) -> dict[str, torch.Tensor]:
         inputs, targets = batch[:, :-1], batch[:, 1:]
         output, _ = self.net(inputs)
         if self.hparams.train_positions == "last":
-            output = NoteLSTMOutput(*(t[:, -1:] for t in output))
-            targets = targets[:, -1:]
+            output = NoteLSTMOutput(*(t[:, -1:] if t is not None else None for t in output))
+            inputs, targets = inputs[:, -1:], targets[:, -1:]
         logits = output.pitch_logits.reshape(-1, output.pitch_logits.shape[-1])
         pitch_target = targets[..., PITCH].reshape(-1).long()
         step_target = targets[..., STEP].reshape(-1)
         duration_target = targets[..., DURATION].reshape(-1)
-        step, duration = output.step.reshape(-1), output.duration.reshape(-1)
 
         pitch_nll = F.cross_entropy(logits, pitch_target, reduction="none")
         pitch_loss = pitch_nll.mean()
-        penalty = self.hparams.negative_penalty
-        step_loss = positive_pressure_mse(step, step_target, penalty)
-        duration_loss = positive_pressure_mse(duration, duration_target, penalty)
+        step_loss, step_nll = self._timing_loss(output, "step", step_target)
+        duration_loss, duration_nll = self._timing_loss(output, "duration", duration_target)
         loss = (
             self.hparams.pitch_loss_weight * pitch_loss
             + self.hparams.step_loss_weight * step_loss
@@ -90,16 +108,20 @@ class NoteLSTMModule(pl.LightningModule):
             batch_size=n,
         )
         # Everything the metric callbacks need, detached: they see it in on_*_batch_end.
-        return {
+        result = {
             "loss": loss,
             "pitch_logits": logits.detach(),
             "pitch_nll": pitch_nll.detach(),
             "pitch_target": pitch_target,
-            "step": step.detach(),
+            "previous_pitch": inputs[..., PITCH].reshape(-1).long(),
+            "step": output.step.reshape(-1).detach(),
             "step_target": step_target,
-            "duration": duration.detach(),
+            "duration": output.duration.reshape(-1).detach(),
             "duration_target": duration_target,
         }
+        if step_nll is not None:
+            result["step_nll"], result["duration_nll"] = step_nll.detach(), duration_nll.detach()
+        return result
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
