@@ -73,6 +73,7 @@ def generate_events(
 
     inputs = torch.from_numpy(primer).to(device).unsqueeze(0).expand(num_samples, -1, -1).contiguous()
     out = torch.empty(num_samples, num_notes, NUM_FEATURES, device=device)
+    timing_temperature = temperature if timing_temperature is None else timing_temperature
     output, state = net(inputs)
     for i in range(num_notes):
         pitch = sample_class(output.pitch_logits[:, -1], temperature, top_k, top_p, generator)
@@ -82,7 +83,7 @@ def generate_events(
             if logits is None:
                 out[:, i, column] = getattr(output, name)[:, -1].clamp(min=0.0)
             else:
-                timing = sample_class(logits[:, -1], timing_temperature if timing_temperature is not None else temperature, generator=generator)
+                timing = sample_class(logits[:, -1], timing_temperature, generator=generator)
                 out[:, i, column] = dequantise_time(timing.float(), net.config.timing_resolution)
         if i + 1 < num_notes:
             output, state = net(out[:, i : i + 1], state)
