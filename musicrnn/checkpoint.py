@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -22,6 +23,9 @@ def load_note_module(path: str | os.PathLike) -> NoteLSTMModule:
         raise CheckpointError(path, "file not found")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message suggests weights_only=False, which would run arbitrary code: not for us.
+        raise CheckpointError(path, "not a musicrnn checkpoint (not a PyTorch file of tensors and plain values)") from None
     except Exception as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(path, f"cannot be read ({first_line})") from None

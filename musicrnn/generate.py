@@ -13,6 +13,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from musicrnn.checkpoint import load_note_module
 from musicrnn.conf_dir import CONFIG_DIR
@@ -100,8 +101,9 @@ def generate(cfg: DictConfig) -> list[Path]:
 def main(cfg: DictConfig) -> None:
     try:
         generate(cfg)
-    except (MusicrnnError, ValueError) as error:  # bad input or arguments: one line, no traceback
-        print(f"musicrnn-generate: error: {error}", file=sys.stderr)
+    except (MusicrnnError, ValueError, OmegaConfBaseException) as error:  # bad input or arguments: one line
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"musicrnn-generate: error: {message}", file=sys.stderr)
         raise SystemExit(1) from None
 
 

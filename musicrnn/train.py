@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,18 @@ import hydra
 import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from pytorch_lightning.callbacks import LearningRateMonitor
+from pytorch_lightning.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from musicrnn.checkpoint import load_note_module
 from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.errors import MusicrnnError
+from musicrnn.errors import CheckpointError, MusicrnnError
 from musicrnn.generate import generate_midi, load_primer
 
 log = logging.getLogger(__name__)
+# A deprecation inside pytorch_lightning itself (its own use of torch's pytree), not actionable here.
+warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)")
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -42,6 +47,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Fit, test the best checkpoint, write a sample. Returns (metrics, objects), so tests and sweepers
     can read the numbers."""
     started = time.perf_counter()
+    if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).expanduser().is_file():
+        raise CheckpointError(cfg.ckpt_path, "file not found")  # before any work, not after the data loads
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
@@ -64,6 +71,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         metrics.update(_scalar_metrics(trainer.callback_metrics))
 
+    _log_hparams(loggers, datamodule, model, metrics.get(_monitor(cfg) or "", float("nan")))
+
     sample_paths = []
     if best and cfg.get("sample") and cfg.sample.get("num_notes"):
         best_module = load_note_module(best)
@@ -80,6 +89,19 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     _print_summary(output_dir, best, sample_paths, metrics, elapsed)
     objects = {"datamodule": datamodule, "model": model, "trainer": trainer, "best_checkpoint": best, "samples": sample_paths}
     return metrics, objects
+
+
+def _monitor(cfg: DictConfig) -> str | None:
+    return OmegaConf.select(cfg, "callbacks.model_checkpoint.monitor")
+
+
+def _log_hparams(loggers: list, datamodule: pl.LightningDataModule, model: pl.LightningModule, objective: float) -> None:
+    """Give TensorBoard's HParams tab the data and model settings with the run's objective as `hp_metric`
+    (Lightning writes that summary only when it is given a metric, and it has none at the start)."""
+    params = {**dict(getattr(datamodule, "hparams", {})), **dict(model.hparams)}
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, {"hp_metric": objective})
 
 
 def _print_summary(output_dir: Path, best: str, samples: list[Path], metrics: dict[str, float], elapsed: float) -> None:
@@ -105,12 +127,12 @@ def _print_summary(output_dir: Path, best: str, samples: list[Path], metrics: di
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics, _ = train(cfg)
-    except (MusicrnnError, InstantiationException) as error:
-        # Bad data, a bad config value or a bad checkpoint: say what and why in one line.
+    except (MusicrnnError, InstantiationException, OmegaConfBaseException) as error:
+        # Bad data, a bad or missing config value, or a bad checkpoint: say what and why in one line.
         message = str(error).strip().splitlines()
         print(f"musicrnn-train: error: {' '.join(m.strip() for m in message if m.strip())}", file=sys.stderr)
         raise SystemExit(1) from None
-    monitor = OmegaConf.select(cfg, "callbacks.model_checkpoint.monitor")
+    monitor = _monitor(cfg)
     return metrics.get(monitor) if monitor else None
 
 

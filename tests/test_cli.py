@@ -57,7 +57,7 @@ def trained_run(session_corpus, tmp_path_factory) -> tuple[Path, subprocess.Comp
 
 def test_train_writes_checkpoints_logs_and_a_sample(trained_run):
     run_dir, result = trained_run
-    for line in ("best checkpoint", "TensorBoard", "sample", "test metrics", "pitch_acc_top1", "unigram baseline"):
+    for line in ("best checkpoint", "TensorBoard", "sample", "test metrics", "pitch_acc_top1", "unigram    bigram"):
         assert line in result.stdout
     assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / ".hydra" / "config.yaml").is_file()
@@ -73,8 +73,10 @@ def test_tensorboard_shows_losses_metrics_for_every_stage_and_the_learning_rate(
         for metric in ("loss", "pitch_acc_top1", "pitch_acc_top5", "pitch_perplexity", "step_mse", "duration_mse"):
             name = f"{stage}/{metric}_epoch" if (stage, metric) == ("train", "loss") else f"{stage}/{metric}"
             assert name in tags, name
-    assert {"val/unigram_pitch_acc_top1", "test/unigram_pitch_perplexity", "lr-Adam"} <= tags
+    assert {"val/unigram_pitch_acc_top1", "test/bigram_pitch_perplexity", "lr-Adam"} <= tags
     assert len(events.Scalars("val/loss")) == 3
+    hparams = events.PluginTagToContent("hparams")  # what TensorBoard's HParams tab reads
+    assert hparams and any(b"hidden_size" in content for content in hparams.values())
 
 
 def test_checkpoint_is_self_sufficient(trained_run):
@@ -108,13 +110,27 @@ def test_generate_several_samples_from_a_stored_primer_reproducibly(trained_run,
         assert len(a) == 25 and (a == b).all()
 
 
-def test_resume_from_a_checkpoint_continues_training(trained_run, session_corpus, tmp_path):
-    run_dir, _ = trained_run
+def test_last_checkpoint_is_the_last_epoch_and_resumes_from_there(session_corpus, tmp_path):
+    # mode=max makes "best" the worst epoch, so best.ckpt and last.ckpt must differ.
+    first = tmp_path / "first"
+    cli(
+        "musicrnn-train",
+        *train_args(session_corpus, first / "logs", "trainer.max_epochs=3", "callbacks.model_checkpoint.mode=max", "sample.num_notes=0"),
+        cwd=tmp_path,
+    )
+    (run_dir,) = (first / "logs" / "train" / "runs").iterdir()
+    epoch = lambda path: torch.load(path, map_location="cpu", weights_only=True)["epoch"]  # noqa: E731
+    assert epoch(run_dir / "checkpoints" / "last.ckpt") == 2
+    assert epoch(run_dir / "checkpoints" / "best.ckpt") != 2
+
+    second = tmp_path / "second"
     last = run_dir / "checkpoints" / "last.ckpt"
-    cli("musicrnn-train", *train_args(session_corpus, tmp_path / "logs", "trainer.max_epochs=4", f"ckpt_path={last}"), cwd=tmp_path)
-    (resumed,) = (tmp_path / "logs" / "train" / "runs").iterdir()
-    checkpoint = torch.load(resumed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert checkpoint["epoch"] == 3  # epochs 0-2 came from the checkpoint; only epoch 3 ran here
+    cli("musicrnn-train", *train_args(session_corpus, second / "logs", "trainer.max_epochs=4", f"ckpt_path={last}"), cwd=tmp_path)
+    (resumed,) = (second / "logs" / "train" / "runs").iterdir()
+    assert epoch(resumed / "checkpoints" / "last.ckpt") == 3  # epochs 0-2 came from the checkpoint; only 3 ran here
+    events = EventAccumulator(str(resumed / "tensorboard"))
+    events.Reload()
+    assert len(events.Scalars("val/loss")) == 1
 
 
 def test_multirun_gives_each_job_its_own_folder(session_corpus, tmp_path):
@@ -171,6 +187,32 @@ def test_a_missing_checkpoint_is_one_clear_line(tmp_path):
     result = cli("musicrnn-generate", "ckpt_path=nowhere/best.ckpt", cwd=tmp_path, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "musicrnn-generate: error: checkpoint nowhere/best.ckpt: file not found"
+    result = cli("musicrnn-train", "ckpt_path=nowhere/last.ckpt", f"paths.log_dir={tmp_path}", cwd=tmp_path, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "musicrnn-train: error: checkpoint nowhere/last.ckpt: file not found"
+
+
+def test_a_file_that_is_not_a_checkpoint_is_one_clear_line(tmp_path):
+    midi = write_piece(tmp_path / "song.mid", seed=1, num_bars=1)
+    result = cli("musicrnn-generate", f"ckpt_path={midi}", cwd=tmp_path, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "weights_only" not in result.stderr
+    assert "not a musicrnn checkpoint" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["data=midi_dir"], "Missing mandatory value: data.path"),
+        (["data=pop909"], "MUSICRNN_POP909"),
+    ],
+    ids=["no-data-path", "no-pop909-variable"],
+)
+def test_missing_settings_are_one_clear_line(tmp_path, monkeypatch, args, expected):
+    monkeypatch.delenv("MUSICRNN_POP909", raising=False)
+    result = cli("musicrnn-train", *args, f"paths.log_dir={tmp_path}", cwd=tmp_path, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("musicrnn-train: error:")]
+    assert expected in line and result.stderr.strip().endswith(line)
 
 
 def test_default_config_runs_on_the_bach_chorales(tmp_path):

@@ -83,6 +83,7 @@ class NoteSequenceDataModule(pl.LightningDataModule):
         num_primers: int = 8,
     ):
         super().__init__()
+        self.save_hyperparameters(ignore=["num_workers", "prepare_workers", "cache_dir"])
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
         if stride is not None and stride < 1:
