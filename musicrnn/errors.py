@@ -21,3 +21,8 @@ class CheckpointError(MusicrnnError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"checkpoint {self.path}: {reason}")
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message with its lines joined, for a CLI's single error line."""
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())

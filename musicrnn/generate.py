@@ -17,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from musicrnn.checkpoint import load_note_module
 from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.errors import MusicrnnError
+from musicrnn.errors import MusicrnnError, one_line
 from musicrnn.midi_io import read_midi, write_midi
 from musicrnn.models.note_module import NoteLSTMModule
 from musicrnn.representation import events_to_notes, notes_to_events
@@ -102,8 +102,7 @@ def main(cfg: DictConfig) -> None:
     try:
         generate(cfg)
     except (MusicrnnError, ValueError, OmegaConfBaseException) as error:  # bad input or arguments: one line
-        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        print(f"musicrnn-generate: error: {message}", file=sys.stderr)
+        print(f"musicrnn-generate: error: {one_line(error)}", file=sys.stderr)
         raise SystemExit(1) from None
 
 

@@ -24,7 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from musicrnn.checkpoint import load_note_module
 from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.errors import CheckpointError, MusicrnnError
+from musicrnn.errors import CheckpointError, MusicrnnError, one_line
 from musicrnn.generate import generate_midi, load_primer
 
 log = logging.getLogger(__name__)
@@ -129,8 +129,7 @@ def main(cfg: DictConfig) -> float | None:
         metrics, _ = train(cfg)
     except (MusicrnnError, InstantiationException, OmegaConfBaseException) as error:
         # Bad data, a bad or missing config value, or a bad checkpoint: say what and why in one line.
-        message = str(error).strip().splitlines()
-        print(f"musicrnn-train: error: {' '.join(m.strip() for m in message if m.strip())}", file=sys.stderr)
+        print(f"musicrnn-train: error: {one_line(error)}", file=sys.stderr)
         raise SystemExit(1) from None
     monitor = _monitor(cfg)
     return metrics.get(monitor) if monitor else None

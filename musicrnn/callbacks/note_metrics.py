@@ -118,10 +118,13 @@ class NoteMetrics(pl.Callback):
             o["pitch_logits"], o["pitch_nll"], o["pitch_target"], o["step"], o["step_target"], o["duration"],
             o["duration_target"], o.get("step_nll"), o.get("duration_nll"),
         )
+        baselines = self.baseline_scores.get(split)
+        if not baselines:  # training batches: no baselines, so no per-batch work for them
+            return
         target = o["pitch_target"]
         mean_step = torch.full_like(o["step_target"], self.step_mean)
         mean_duration = torch.full_like(o["duration_target"], self.duration_mean)
-        for name, scores in self.baseline_scores.get(split, {}).items():
+        for name, scores in baselines.items():
             table = self.baseline_log_probs[name].to(target.device)
             log_probs = table.expand(len(target), -1) if name == "unigram" else table[o["previous_pitch"]]
             nll = -log_probs.gather(1, target.unsqueeze(1)).squeeze(1)

@@ -109,6 +109,7 @@ class NoteSequenceDataModule(pl.LightningDataModule):
         self.corpus: PreparedCorpus | None = None
         self.split_indices: dict[str, np.ndarray] = {}
         self.datasets: dict[str, NoteWindowDataset] = {}
+        self._split_events: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     # -- corpus -------------------------------------------------------------------------------------
     def midi_root(self) -> Path:
@@ -152,7 +153,13 @@ class NoteSequenceDataModule(pl.LightningDataModule):
             )
 
     def split_events(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """(events, offsets) of one split: the pieces' (pitch, step, duration) rows back to back."""
+        """(events, offsets) of one split: the pieces' (pitch, step, duration) rows back to back. Encoded
+        once; setup, the baselines' statistics and the primers all read the same arrays."""
+        if split not in self._split_events:
+            self._split_events[split] = self._encode_split(split)
+        return self._split_events[split]
+
+    def _encode_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         corpus = self.load_corpus()
         pieces = [notes_to_events(corpus.piece(i), self.time_unit) for i in self.split_indices[split]]
         offsets = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.int64)
