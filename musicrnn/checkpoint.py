@@ -6,14 +6,24 @@ import os
 import pickle
 from pathlib import Path
 
+import pytorch_lightning as pl
 import torch
 
 from musicrnn.errors import CheckpointError
-from musicrnn.models.note_module import CHECKPOINT_FORMAT_VERSION, NoteLSTMModule
+from musicrnn.models import note_module, pianoroll_module
+from musicrnn.models.note_module import NoteLSTMModule
+from musicrnn.models.pianoroll_module import PianoRollModule
+
+# The "model" a checkpoint's musicrnn section names -> (module class, the format version it reads).
+MODULES: dict[str, tuple[type[pl.LightningModule], int]] = {
+    "note_lstm": (NoteLSTMModule, note_module.CHECKPOINT_FORMAT_VERSION),
+    "pianoroll_lstm": (PianoRollModule, pianoroll_module.CHECKPOINT_FORMAT_VERSION),
+}
 
 
-def load_note_module(path: str | os.PathLike) -> NoteLSTMModule:
-    """Rebuild the trained note model from a checkpoint alone (no training config), on the CPU, in eval mode.
+def load_module(path: str | os.PathLike, expected: str | None = None) -> NoteLSTMModule | PianoRollModule:
+    """Rebuild a trained model from a checkpoint alone (no training config), on the CPU, in eval mode:
+    a `NoteLSTMModule` or a `PianoRollModule`, whichever the checkpoint holds (`expected` insists on one).
 
     The checkpoint is read with `weights_only=True`: it holds only tensors and plain values, so loading
     one from someone else cannot run code.
@@ -32,15 +42,22 @@ def load_note_module(path: str | os.PathLike) -> NoteLSTMModule:
     meta = checkpoint.get("musicrnn") if isinstance(checkpoint, dict) else None
     if not isinstance(meta, dict):
         raise CheckpointError(path, "not a musicrnn checkpoint (no 'musicrnn' section)")
-    version = meta.get("format_version")
-    if version != CHECKPOINT_FORMAT_VERSION:
-        raise CheckpointError(path, f"format version {version}, this musicrnn reads version {CHECKPOINT_FORMAT_VERSION}")
-    if meta.get("model") != "note_lstm":
-        raise CheckpointError(path, f"holds a {meta.get('model')!r} model, expected 'note_lstm'")
+    model = meta.get("model")
+    if model not in MODULES:
+        raise CheckpointError(path, f"holds an unknown model {model!r}, expected one of {sorted(MODULES)}")
+    if expected is not None and model != expected:
+        raise CheckpointError(path, f"holds a {model!r} model, expected {expected!r}")
+    module_class, version = MODULES[model]
+    if meta.get("format_version") != version:
+        raise CheckpointError(path, f"format version {meta.get('format_version')}, this musicrnn reads version {version}")
     try:
-        module = NoteLSTMModule(**checkpoint["hyper_parameters"])
+        module = module_class(**checkpoint["hyper_parameters"])
         module.load_state_dict(checkpoint["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(path, f"model does not match its settings ({str(error).splitlines()[0]})") from None
     module.on_load_checkpoint(checkpoint)
     return module.eval()
+
+
+def load_note_module(path: str | os.PathLike) -> NoteLSTMModule:
+    return load_module(path, expected="note_lstm")

@@ -1,6 +1,7 @@
-"""`musicrnn-generate`: write MIDI continuations sampled from a trained checkpoint.
+"""`musicrnn-generate`: write MIDI continuations sampled from a trained checkpoint (note or piano-roll model).
 
     musicrnn-generate ckpt_path=PATH num_notes=300 temperature=1.0 primer=some.mid output=out.mid
+    musicrnn-generate ckpt_path=PIANOROLL.ckpt num_frames=64 temperature=0.8
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import numpy as np
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from musicrnn.checkpoint import load_note_module
+from musicrnn.checkpoint import load_module
 from musicrnn.conf_dir import CONFIG_DIR
 from musicrnn.errors import MusicrnnError, one_line
 from musicrnn.midi_io import read_midi, write_midi
 from musicrnn.models.note_module import NoteLSTMModule
+from musicrnn.models.pianoroll_module import PianoRollModule
+from musicrnn.pianoroll import notes_to_pianoroll, pianoroll_to_notes
 from musicrnn.representation import events_to_notes, notes_to_events
-from musicrnn.sampling import generate_events
+from musicrnn.sampling import generate_events, generate_frames
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +79,89 @@ def generate_midi(
     return paths
 
 
+def load_primer_roll(module: PianoRollModule, primer: str | os.PathLike | None, primer_frames: int, primer_index: int = 0) -> np.ndarray:
+    """The (P, keys) frames a piano-roll model reads first: the last `primer_frames` frames of a MIDI file
+    (on the checkpoint's grid and keys), or a held-out piece stored in the checkpoint."""
+    hp = module.hparams
+    if primer is not None:
+        roll = notes_to_pianoroll(read_midi(primer), hp.steps_per_quarter, hp.lowest_pitch, hp.num_keys)
+        if not roll.any():
+            raise MusicrnnError(f"{primer}: no notes inside the model's keys {hp.lowest_pitch}..{hp.lowest_pitch + hp.num_keys - 1}")
+    else:
+        if not module.primers:
+            raise MusicrnnError("the checkpoint stores no held-out primer: pass primer=some.mid")
+        roll = np.asarray(module.primers[primer_index % len(module.primers)], dtype=bool)
+    return roll[-primer_frames:] if primer_frames > 0 else roll
+
+
+def generate_pianoroll_midi(
+    module: PianoRollModule,
+    primer_roll: np.ndarray,
+    output: str | os.PathLike,
+    *,
+    num_frames: int,
+    num_samples: int = 1,
+    temperature: float = 1.0,
+    include_primer: bool = False,
+    seed: int | None = None,
+) -> list[Path]:
+    """Sample `num_samples` continuations of `primer_roll` and write each to a MIDI file (one held note per
+    run of active frames, on the checkpoint's grid, at 120 BPM)."""
+    hp = module.hparams
+    samples = generate_frames(module.net, primer_roll, num_frames, num_samples=num_samples, temperature=temperature, seed=seed)
+    paths = []
+    for roll, path in zip(samples, output_paths(output, num_samples)):
+        if include_primer:
+            roll = np.concatenate([np.asarray(primer_roll, dtype=bool), roll])
+        notes = pianoroll_to_notes(roll, hp.steps_per_quarter, hp.lowest_pitch)
+        paths.append(write_midi(notes, path, time_unit="beats"))
+    return paths
+
+
+def sample_checkpoint(
+    module: NoteLSTMModule | PianoRollModule,
+    output: str | os.PathLike,
+    *,
+    primer: str | os.PathLike | None = None,
+    primer_index: int = 0,
+    primer_notes: int = 100,
+    primer_frames: int = 16,
+    num_notes: int = 300,
+    num_frames: int = 64,
+    num_samples: int = 1,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    timing_temperature: float | None = None,
+    include_primer: bool = False,
+    seed: int | None = None,
+) -> list[Path]:
+    """Generate from whichever model the checkpoint holds: `num_notes` notes from a note model,
+    `num_frames` frames from a piano-roll model."""
+    if isinstance(module, PianoRollModule):
+        roll = load_primer_roll(module, primer, primer_frames, primer_index)
+        return generate_pianoroll_midi(
+            module, roll, output, num_frames=num_frames, num_samples=num_samples, temperature=temperature,
+            include_primer=include_primer, seed=seed,
+        )
+    events = load_primer(module, primer, primer_notes, primer_index)
+    return generate_midi(
+        module, events, output, num_notes=num_notes, num_samples=num_samples, temperature=temperature,
+        top_k=top_k, top_p=top_p, timing_temperature=timing_temperature, include_primer=include_primer, seed=seed,
+    )
+
+
 def generate(cfg: DictConfig) -> list[Path]:
-    module = load_note_module(cfg.ckpt_path)
-    primer = load_primer(module, cfg.primer, int(cfg.primer_notes), int(cfg.primer_index))
-    paths = generate_midi(
+    module = load_module(cfg.ckpt_path)
+    paths = sample_checkpoint(
         module,
-        primer,
         cfg.output,
+        primer=cfg.primer,
+        primer_index=int(cfg.primer_index),
+        primer_notes=int(cfg.primer_notes),
+        primer_frames=int(cfg.primer_frames),
         num_notes=int(cfg.num_notes),
+        num_frames=int(cfg.num_frames),
         num_samples=int(cfg.num_samples),
         temperature=float(cfg.temperature),
         top_k=cfg.top_k,
@@ -92,8 +170,9 @@ def generate(cfg: DictConfig) -> list[Path]:
         include_primer=bool(cfg.include_primer),
         seed=cfg.seed,
     )
+    what = f"{cfg.num_frames} generated frames" if isinstance(module, PianoRollModule) else f"{cfg.num_notes} generated notes"
     for path in paths:
-        print(f"wrote {path} ({cfg.num_notes} generated notes)")
+        print(f"wrote {path} ({what})")
     return paths
 
 

@@ -78,11 +78,14 @@ def read_midi(
     *,
     include_drums: bool = False,
     programs: Sequence[int] | None = None,
+    sustain: bool = False,
 ) -> np.ndarray:
     """Read the notes of a MIDI file, sorted by start then pitch.
 
     Instrument selection: every non-drum track by default; `include_drums` adds drum tracks and
-    `programs` keeps only tracks with those General MIDI programs. Raises `MidiReadError` (one line,
+    `programs` keeps only tracks with those General MIDI programs. `sustain` holds every note that is
+    released while its track's sustain pedal (controller 64, value >= 64) is down until the pedal comes
+    up (or the same pitch is struck again), as a listener hears it. Raises `MidiReadError` (one line,
     naming the file and the reason) when the file is empty, not MIDI, cannot be parsed, or has no
     selected notes.
     """
@@ -120,6 +123,8 @@ def read_midi(
         block["velocity"] = [note.velocity for note in inst.notes]
         block["start_tick"] = [note.start for note in inst.notes]
         block["end_tick"] = [note.end for note in inst.notes]
+        if sustain:
+            block["end_tick"] = sustained_ends(block["pitch"], block["start_tick"], block["end_tick"], inst.control_changes)
         block["program"] = inst.program
         block["is_drum"] = inst.is_drum
         row += n
@@ -135,6 +140,40 @@ def read_midi(
     notes["start_beat"] = notes["start_tick"] / midi.ticks_per_beat
     notes["end_beat"] = notes["end_tick"] / midi.ticks_per_beat
     return notes
+
+
+SUSTAIN_CONTROLLER = 64
+
+
+def sustained_ends(pitch: np.ndarray, start: np.ndarray, end: np.ndarray, control_changes) -> np.ndarray:
+    """End ticks with the sustain pedal applied: a note released while the pedal is down lasts until the
+    pedal is released, but not past the next onset of the same pitch."""
+    pedal = sorted((int(c.time), int(c.value) >= 64) for c in control_changes if c.number == SUSTAIN_CONTROLLER)
+    if not pedal:
+        return end
+    # Pedal-down intervals [down, up); a pedal still down at the end holds to the last note's end.
+    intervals, down_at = [], None
+    for tick, down in pedal:
+        if down and down_at is None:
+            down_at = tick
+        elif not down and down_at is not None:
+            intervals.append((down_at, tick))
+            down_at = None
+    if down_at is not None:
+        intervals.append((down_at, int(max(end.max(), down_at))))
+    if not intervals:
+        return end
+    downs = np.array([a for a, _ in intervals])
+    ups = np.array([b for _, b in intervals])
+    held = np.searchsorted(downs, end, side="right") - 1  # the last pedal press at or before each release
+    inside = (held >= 0) & (end < ups[np.maximum(held, 0)])
+    new_end = np.where(inside, ups[np.maximum(held, 0)], end)
+    # Cut at the next onset of the same pitch: a re-struck key ends the sustained note.
+    order = np.lexsort((start, pitch))
+    next_start = np.full(len(start), np.iinfo(np.int64).max)
+    same = pitch[order][1:] == pitch[order][:-1]
+    next_start[order[:-1][same]] = start[order][1:][same]
+    return np.maximum(np.minimum(new_end, next_start), end)
 
 
 def sort_notes(notes: np.ndarray) -> np.ndarray:

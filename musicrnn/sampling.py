@@ -89,3 +89,45 @@ def generate_events(
             output, state = net(out[:, i : i + 1], state)
     net.train(was_training)
     return out.cpu().numpy()
+
+
+@torch.no_grad()
+def generate_frames(
+    net: torch.nn.Module,
+    primer: np.ndarray,
+    num_frames: int,
+    *,
+    num_samples: int = 1,
+    temperature: float = 1.0,
+    seed: int | None = None,
+) -> np.ndarray:
+    """Continue a piano roll `primer` ((P, keys), P >= 1) by `num_frames` frames, for `num_samples` samples
+    at once. Each key of a frame is drawn independently from sigmoid(logit / temperature); temperature <= 0
+    switches a key on when its probability is above 0.5. Returns (num_samples, num_frames, keys) bool.
+    The state is carried, so a frame costs one time step."""
+    if num_frames < 1 or num_samples < 1:
+        raise ValueError(f"num_frames and num_samples must be >= 1, got {num_frames}, {num_samples}")
+    primer = np.asarray(primer, dtype=np.float32)
+    keys = net.config.num_keys
+    if primer.ndim != 2 or primer.shape[1] != keys or len(primer) == 0:
+        raise ValueError(f"primer must have shape (P >= 1, {keys}), got {primer.shape}")
+    was_training = net.training
+    net.eval()
+    device = next(net.parameters()).device
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
+
+    inputs = torch.from_numpy(primer).to(device).unsqueeze(0).expand(num_samples, -1, -1).contiguous()
+    out = torch.empty(num_samples, num_frames, keys, device=device)
+    logits, state = net(inputs)
+    for i in range(num_frames):
+        last = logits[:, -1]
+        if temperature <= 0:
+            frame = (last > 0).float()
+        else:
+            frame = torch.bernoulli(torch.sigmoid(last / temperature), generator=generator)
+        out[:, i] = frame
+        if i + 1 < num_frames:
+            logits, state = net(frame.unsqueeze(1), state)
+    net.train(was_training)
+    return out.cpu().numpy().astype(bool)

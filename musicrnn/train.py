@@ -22,10 +22,10 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from musicrnn.checkpoint import load_note_module
+from musicrnn.checkpoint import load_module
 from musicrnn.conf_dir import CONFIG_DIR
 from musicrnn.errors import CheckpointError, MusicrnnError, one_line
-from musicrnn.generate import generate_midi, load_primer
+from musicrnn.generate import sample_checkpoint
 
 log = logging.getLogger(__name__)
 # A deprecation inside pytorch_lightning itself (its own use of torch's pytree), not actionable here.
@@ -74,13 +74,15 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     _log_hparams(loggers, datamodule, model, metrics.get(_monitor(cfg) or "", float("nan")))
 
     sample_paths = []
-    if best and cfg.get("sample") and cfg.sample.get("num_notes"):
-        best_module = load_note_module(best)
-        sample_paths = generate_midi(
-            best_module,
-            load_primer(best_module, None, primer_notes=datamodule.seq_len),
+    if best and cfg.get("sample") and (cfg.sample.get("num_notes") or cfg.sample.get("num_frames")):
+        # The checkpoint's own held-out primer, read whole (it is one training window long).
+        sample_paths = sample_checkpoint(
+            load_module(best),
             output_dir / "samples" / "sample.mid",
-            num_notes=int(cfg.sample.num_notes),
+            primer_notes=0,
+            primer_frames=0,
+            num_notes=int(cfg.sample.get("num_notes") or 1),
+            num_frames=int(cfg.sample.get("num_frames") or 1),
             temperature=float(cfg.sample.temperature),
             seed=cfg.get("seed"),
         )

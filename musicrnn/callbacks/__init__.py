@@ -1,3 +1,4 @@
 from musicrnn.callbacks.note_metrics import NoteMetrics
+from musicrnn.callbacks.pianoroll_metrics import PianoRollMetrics
 
-__all__ = ["NoteMetrics"]
+__all__ = ["NoteMetrics", "PianoRollMetrics"]

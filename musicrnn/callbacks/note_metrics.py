@@ -131,8 +131,8 @@ class NoteMetrics(pl.Callback):
             scores.update(log_probs, nll, target, mean_step, o["step_target"], mean_duration, o["duration_target"])
 
     def _log(self, split: str, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or split not in self.scores:
-            return
+        if trainer.sanity_checking or split not in self.scores or self.scores[split].nll.update_count == 0:
+            return  # nothing seen: not a note model, or no batch in this stage
         values = self.scores[split].compute(f"{split}/")
         self.scores[split].reset()
         for name, scores in self.baseline_scores.get(split, {}).items():

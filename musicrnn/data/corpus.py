@@ -55,10 +55,10 @@ class PreparedCorpus:
         return self.notes[self.offsets[index] : self.offsets[index + 1]]
 
 
-def _read_one(args: tuple[str, bool, tuple[int, ...] | None]) -> tuple[np.ndarray | None, str | None]:
-    path, include_drums, programs = args
+def _read_one(args: tuple[str, bool, tuple[int, ...] | None, bool]) -> tuple[np.ndarray | None, str | None]:
+    path, include_drums, programs, sustain = args
     try:
-        return read_midi(path, include_drums=include_drums, programs=programs), None
+        return read_midi(path, include_drums=include_drums, programs=programs, sustain=sustain), None
     except MidiReadError as error:
         return None, error.reason
     except Exception as error:  # never let one file end a preparation of thousands
@@ -110,6 +110,7 @@ def prepare_corpus(
     cache_dir: str | os.PathLike | None = None,
     include_drums: bool = False,
     programs: Sequence[int] | None = None,
+    sustain: bool = False,
     num_workers: int | None = None,
     progress: bool = True,
 ) -> PreparedCorpus:
@@ -127,6 +128,8 @@ def prepare_corpus(
 
     programs = tuple(sorted(int(p) for p in programs)) if programs is not None else None
     settings = {"include_drums": bool(include_drums), "programs": programs}
+    if sustain:  # only when set, so that caches built before this setting existed stay valid
+        settings["sustain"] = True
     cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     cache_path = cache_dir / "corpus" / f"{root.name}-{_cache_key(root, files, settings)}.npz"
     if cache_path.exists():
@@ -140,7 +143,7 @@ def prepare_corpus(
         except Exception as error:  # a damaged cache is rebuilt, not fatal
             log.warning("cache %s unreadable (%s); rebuilding", cache_path, error)
 
-    jobs = [(str(path), bool(include_drums), programs) for path in files]
+    jobs = [(str(path), bool(include_drums), programs, bool(sustain)) for path in files]
     workers = num_workers if num_workers is not None else min(os.cpu_count() or 1, 8)
     bar = dict(total=len(jobs), desc=f"parsing {root.name}", unit="file", disable=not progress, mininterval=1.0)
     if workers > 1 and len(jobs) >= MIN_FILES_FOR_WORKERS:

@@ -1,0 +1,125 @@
+"""Notes <-> binary piano rolls on a beat grid: the polyphonic representation of the piano-roll benchmarks.
+
+A roll is a (frames, keys) boolean array: frame t covers beats [t, t + 1) / steps_per_quarter, key k is MIDI
+pitch lowest_pitch + k. The grid is in beats, computed from the notes' ticks (beat = tick / ticks_per_beat),
+so a tempo change does not move notes off it. A note occupies the frames from its rounded start to its
+rounded end, at least one. Going back, every run of consecutive active frames of a key becomes one held
+note, so two notes of the same pitch that abut on the grid come back as one longer note (the binary roll
+cannot tell them apart; the benchmark datasets share that limit).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from musicrnn.midi_io import DEFAULT_TEMPO_BPM, empty_notes
+
+PIANO_LOWEST_PITCH = 21  # A0
+PIANO_KEYS = 88  # A0..C8: MIDI 21..108
+
+
+def check_key_range(lowest_pitch: int, num_keys: int) -> None:
+    if num_keys < 1 or lowest_pitch < 0 or lowest_pitch + num_keys > 128:
+        raise ValueError(f"keys must lie in MIDI 0..127, got lowest_pitch={lowest_pitch}, num_keys={num_keys}")
+
+
+def notes_to_pianoroll(
+    notes: np.ndarray,
+    steps_per_quarter: int = 4,
+    lowest_pitch: int = PIANO_LOWEST_PITCH,
+    num_keys: int = PIANO_KEYS,
+    num_frames: int | None = None,
+) -> np.ndarray:
+    """A (frames, num_keys) bool roll of a note array (musicrnn.midi_io.NOTE_DTYPE, times from start_beat /
+    end_beat). Notes outside the key range are dropped. `num_frames` defaults to the last note's end."""
+    if steps_per_quarter < 1:
+        raise ValueError(f"steps_per_quarter must be >= 1, got {steps_per_quarter}")
+    check_key_range(lowest_pitch, num_keys)
+    key = notes["pitch"].astype(np.int64) - lowest_pitch
+    inside = (key >= 0) & (key < num_keys)
+    start = np.rint(notes["start_beat"][inside] * steps_per_quarter).astype(np.int64)
+    end = np.maximum(np.rint(notes["end_beat"][inside] * steps_per_quarter).astype(np.int64), start + 1)
+    key = key[inside]
+    frames = int(end.max()) if len(end) else 0
+    if num_frames is not None:
+        frames = num_frames
+    roll = np.zeros((frames, num_keys), dtype=bool)
+    # A difference array: +1 where a note starts, -1 where it ends; a running sum marks the held frames.
+    delta = np.zeros((frames + 1, num_keys), dtype=np.int32)
+    np.add.at(delta, (np.minimum(start, frames), key), 1)
+    np.add.at(delta, (np.minimum(end, frames), key), -1)
+    roll[:] = np.cumsum(delta, axis=0)[:frames] > 0
+    return roll
+
+
+def pianoroll_to_notes(
+    roll: np.ndarray,
+    steps_per_quarter: int = 4,
+    lowest_pitch: int = PIANO_LOWEST_PITCH,
+    velocity: int = 90,
+    program: int = 0,
+    tempo_bpm: float = DEFAULT_TEMPO_BPM,
+) -> np.ndarray:
+    """The note array of a roll: one note per run of active frames of a key. Beats come from the grid;
+    seconds assume a constant `tempo_bpm`."""
+    roll = np.asarray(roll, dtype=bool)
+    if roll.ndim != 2:
+        raise ValueError(f"a piano roll is (frames, keys), got shape {roll.shape}")
+    check_key_range(lowest_pitch, roll.shape[1])
+    padded = np.zeros((roll.shape[0] + 2, roll.shape[1]), dtype=np.int8)
+    padded[1:-1] = roll
+    edges = np.diff(padded, axis=0)  # +1 at a run's first frame, -1 one past its last
+    start_frame, start_key = np.nonzero(edges == 1)
+    end_frame, end_key = np.nonzero(edges == -1)
+    # nonzero walks row by row; order both by (key, frame) so the i-th start pairs with the i-th end.
+    starts = np.lexsort((start_frame, start_key))
+    ends = np.lexsort((end_frame, end_key))
+    notes = empty_notes(len(starts))
+    notes["pitch"] = start_key[starts] + lowest_pitch
+    notes["velocity"] = velocity
+    notes["program"] = program
+    notes["start_beat"] = start_frame[starts] / steps_per_quarter
+    notes["end_beat"] = end_frame[ends] / steps_per_quarter
+    seconds_per_beat = 60.0 / tempo_bpm
+    notes["start"] = notes["start_beat"] * seconds_per_beat
+    notes["end"] = notes["end_beat"] * seconds_per_beat
+    return sort_notes_by_beat(notes)
+
+
+def sort_notes_by_beat(notes: np.ndarray) -> np.ndarray:
+    """Order by start beat, then pitch (notes built from a grid have no ticks to sort by)."""
+    return notes[np.lexsort((notes["end_beat"], notes["pitch"], notes["start_beat"]))]
+
+
+def pitch_lists_to_pianoroll(
+    frames: Sequence[Sequence[int]],
+    lowest_pitch: int = PIANO_LOWEST_PITCH,
+    num_keys: int = PIANO_KEYS,
+) -> np.ndarray:
+    """The benchmark pickles' format (a piece is a list of frames, a frame a list of MIDI pitches) as a roll.
+    Raises ValueError naming the first pitch outside the key range."""
+    check_key_range(lowest_pitch, num_keys)
+    roll = np.zeros((len(frames), num_keys), dtype=bool)
+    for t, pitches in enumerate(frames):
+        for pitch in pitches:
+            key = int(pitch) - lowest_pitch
+            if not 0 <= key < num_keys:
+                raise ValueError(f"frame {t}: pitch {pitch} outside the keys {lowest_pitch}..{lowest_pitch + num_keys - 1}")
+            roll[t, key] = True
+    return roll
+
+
+def pianoroll_to_pitch_lists(roll: np.ndarray, lowest_pitch: int = PIANO_LOWEST_PITCH) -> list[list[int]]:
+    return [[int(k) + lowest_pitch for k in np.flatnonzero(frame)] for frame in np.asarray(roll, dtype=bool)]
+
+
+__all__ = [
+    "PIANO_KEYS",
+    "PIANO_LOWEST_PITCH",
+    "notes_to_pianoroll",
+    "pianoroll_to_notes",
+    "pianoroll_to_pitch_lists",
+    "pitch_lists_to_pianoroll",
+]
