@@ -241,3 +241,29 @@ def test_pop909_config_reads_its_path_from_the_environment(tmp_path, monkeypatch
         "musicrnn-train", "data=pop909", f"paths.log_dir={tmp_path / 'logs'}", *TINY_MODEL, "trainer.fast_dev_run=true", cwd=tmp_path
     )
     assert "prepared 5 of 5 MIDI files" in result.stdout + result.stderr
+
+
+@pytest.mark.shared_data
+def test_jsb_experiment_trains_tests_and_generates_from_the_piano_roll_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSICRNN_JSB_CHORALES", str(require_shared("jsb_chorales", "JSB Chorales.pickle")))
+    result = cli(
+        "musicrnn-train", "experiment=jsb_lstm", f"paths.log_dir={tmp_path / 'logs'}", "trainer.max_epochs=2",
+        "trainer.limit_train_batches=4", "model.hidden_size=32", "trainer.enable_progress_bar=false", cwd=tmp_path,
+    )
+    assert "piano rolls (88 keys from MIDI 21, whole pieces): train 229 pieces / 13578 target frames" in result.stdout + result.stderr
+    lines = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[-6:] if line.startswith("    ")}
+    nll, unigram_nll = map(float, lines["frame_nll"])
+    assert 0 < nll < 88 * np.log(2) and 0 < unigram_nll < 88 * np.log(2)
+    assert 0 <= float(lines["frame_accuracy"][0]) <= 1
+    (run_dir,) = (tmp_path / "logs" / "jsb_lstm" / "runs").iterdir()
+    sample = read_midi(run_dir / "samples" / "sample.mid")
+    assert len(sample) > 0 and sample["start_beat"].max() < 64  # 64 quarter-note frames, after no primer
+
+    out = tmp_path / "gen.mid"
+    result = cli("musicrnn-generate", f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", "num_frames=32",
+                 "num_samples=2", "temperature=0.8", "seed=3", "include_primer=true", f"output={out}", cwd=tmp_path)
+    assert "32 generated frames" in result.stdout
+    for path in (tmp_path / "gen_00.mid", tmp_path / "gen_01.mid"):
+        notes = read_midi(path)
+        assert len(notes) > 0 and notes["pitch"].min() >= 21 and notes["pitch"].max() <= 108
+        assert notes["end_beat"].max() <= 16 + 32  # the stored primer (16 frames) and 32 generated frames

@@ -256,3 +256,44 @@ def test_midi_folder_datamodule_splits_and_windows(tmp_path):
     assert rolls.shape[1:] == (11, 88) and lengths.max() == 11
     write_piece(corpus / "new.mid", seed=99, num_bars=4)  # a changed folder rebuilds the cache
     assert sum(map(len, PianoRollMidiDataModule(str(corpus)).load_rolls().values())) == 21
+
+
+def test_training_starts_from_the_keys_log_odds_and_a_resumed_run_keeps_its_bias(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", num_pieces=12, num_bars=4)
+    datamodule = PianoRollMidiDataModule(str(corpus), seq_len=16, batch_size=8, steps_per_quarter=2)
+    module = PianoRollModule(hidden_size=8, num_layers=1, learning_rate=1e-9, steps_per_quarter=2)
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(module, datamodule=datamodule)
+    p = np.clip(datamodule.key_frequencies(), 1e-4, 1 - 1e-4)
+    assert np.allclose(module.net.head.bias.detach().numpy(), np.log(p / (1 - p)), atol=1e-4)  # lr ~ 0: unchanged
+    with torch.no_grad():
+        module.net.head.bias.fill_(3.0)
+    trainer.save_checkpoint(tmp_path / "edited.ckpt")
+    resumed = PianoRollModule(hidden_size=8, num_layers=1, learning_rate=1e-9, steps_per_quarter=2)
+    pl.Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
+               enable_checkpointing=False).fit(resumed, datamodule=datamodule, ckpt_path=tmp_path / "edited.ckpt")
+    assert torch.allclose(resumed.net.head.bias, torch.full((88,), 3.0), atol=1e-4)
+
+
+def test_ema_checkpoint_is_tested_with_its_averaged_weights(tmp_path):
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from musicrnn.callbacks import EMAWeights
+    from musicrnn.checkpoint import load_module
+
+    corpus = write_corpus(tmp_path / "corpus", num_pieces=12, num_bars=4)
+    datamodule = PianoRollMidiDataModule(str(corpus), seq_len=16, batch_size=4, steps_per_quarter=2)
+    module = PianoRollModule(hidden_size=16, num_layers=1, learning_rate=0.02, steps_per_quarter=2)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="best", monitor="val/loss")
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=3, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[checkpoint, EMAWeights(decay=0.9), PianoRollMetrics()])
+    trainer.fit(module, datamodule=datamodule)
+    trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path, verbose=False)
+    tested = float(trainer.callback_metrics["test/frame_nll"])
+
+    saved = torch.load(checkpoint.best_model_path, weights_only=True)
+    assert not torch.equal(saved["state_dict"]["net.head.bias"], saved["current_model_state"]["net.head.bias"])
+    averaged = load_module(checkpoint.best_model_path)  # the averaged weights, as generation sees them
+    again = _test_metrics(averaged, datamodule)["test/frame_nll"]
+    assert tested == pytest.approx(again, abs=1e-4)

@@ -1,4 +1,5 @@
 from musicrnn.callbacks.note_metrics import NoteMetrics
 from musicrnn.callbacks.pianoroll_metrics import PianoRollMetrics
+from musicrnn.callbacks.weight_averaging import EMAWeights
 
-__all__ = ["NoteMetrics", "PianoRollMetrics"]
+__all__ = ["EMAWeights", "NoteMetrics", "PianoRollMetrics"]

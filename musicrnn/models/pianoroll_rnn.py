@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from musicrnn.pianoroll import PIANO_KEYS
@@ -19,14 +20,17 @@ class PianoRollRNNConfig:
     num_layers: int = 3  # stacked layers (paper: 3)
     dropout: float = 0.3  # between layers and on the last layer's output (paper: 0.3)
     input_dropout: float = 0.0  # drops input keys while training: a regulariser for small corpora
+    weight_dropout: float = 0.0  # DropConnect on the recurrent (hidden-to-hidden) weights while training (AWD-LSTM)
     cell: str = "lstm"  # lstm (paper) or gru (the benchmark literature compares both)
     dense_size: int = 0  # a ReLU layer before the output (paper: 256); 0 = the output reads the RNN
+    input_skip: bool = False  # the output also reads the current frame through a linear map (key-to-key persistence)
 
     def __post_init__(self) -> None:
         if self.num_keys < 1 or self.hidden_size < 1 or self.num_layers < 1:
             raise ValueError(f"num_keys, hidden_size and num_layers must be >= 1, got {self.num_keys}, {self.hidden_size}, {self.num_layers}")
-        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.input_dropout < 1.0:
-            raise ValueError(f"dropout and input_dropout must be in [0, 1), got {self.dropout}, {self.input_dropout}")
+        for name in ("dropout", "input_dropout", "weight_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {tuple(CELLS)}, got {self.cell!r}")
         if self.dense_size < 0:
@@ -56,7 +60,23 @@ class PianoRollRNN(nn.Module):
             self.dense = nn.Identity()
             features = config.hidden_size
         self.head = nn.Linear(features, config.num_keys)
+        # Which keys sound now is the strongest single cue for the next frame; a direct path lets the
+        # recurrent layers spend their capacity on everything else.
+        self.skip = nn.Linear(config.num_keys, config.num_keys, bias=False) if config.input_skip else None
 
     def forward(self, frames: torch.Tensor, state=None) -> tuple[torch.Tensor, object]:
-        hidden, state = self.rnn(self.input_dropout(frames), state)
-        return self.head(self.dense(self.output_dropout(hidden))), state
+        frames = self.input_dropout(frames)
+        if self.training and self.config.weight_dropout > 0:
+            # One dropout mask on the recurrent weight matrices per forward pass, shared by all time steps
+            # (Merity et al. 2018): it regularises the recurrence itself, which output dropout cannot reach.
+            weights = {
+                name: F.dropout(weight, self.config.weight_dropout) if name.startswith("weight_hh") else weight
+                for name, weight in self.rnn.named_parameters()
+            }
+            hidden, state = torch.func.functional_call(self.rnn, weights, (frames, state))
+        else:
+            hidden, state = self.rnn(frames, state)
+        logits = self.head(self.dense(self.output_dropout(hidden)))
+        if self.skip is not None:
+            logits = logits + self.skip(frames)
+        return logits, state
