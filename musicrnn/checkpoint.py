@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import pickle
 from pathlib import Path
+from typing import Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -61,3 +63,29 @@ def load_module(path: str | os.PathLike, expected: str | None = None) -> NoteLST
 
 def load_note_module(path: str | os.PathLike) -> NoteLSTMModule:
     return load_module(path, expected="note_lstm")
+
+
+def expand_checkpoints(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """A checkpoint path, a list of paths, or a glob (`'logs/x/multirun/**/best.ckpt'`, sorted) -> paths."""
+    if isinstance(spec, (str, os.PathLike)):
+        text = os.path.expanduser(str(spec))
+        if any(char in text for char in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise CheckpointError(text, "no checkpoint matches this pattern")
+            return matches
+        return [Path(text)]
+    paths = [path for item in spec for path in expand_checkpoints(item)]
+    if not paths:
+        raise CheckpointError("[]", "an empty list of checkpoints")
+    return paths
+
+
+def load_model(spec: str | os.PathLike | Sequence[str | os.PathLike], weights: Sequence[float] | None = None):
+    """One checkpoint -> its module; several (a list or a glob) -> their ensemble (musicrnn.models.ensemble)."""
+    from musicrnn.models.ensemble import load_ensemble
+
+    paths = expand_checkpoints(spec)
+    if len(paths) == 1 and weights is None:
+        return load_module(paths[0])
+    return load_ensemble(paths, weights)

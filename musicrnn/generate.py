@@ -2,6 +2,7 @@
 
     musicrnn-generate ckpt_path=PATH num_notes=300 temperature=1.0 primer=some.mid output=out.mid
     musicrnn-generate ckpt_path=PIANOROLL.ckpt num_frames=64 temperature=0.8
+    musicrnn-generate ckpt_path=[a.ckpt,b.ckpt,c.ckpt]       # an ensemble: the members' mean probabilities
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from pathlib import Path
 
 import hydra
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from musicrnn.checkpoint import load_module
+from musicrnn.checkpoint import load_model
 from musicrnn.conf_dir import CONFIG_DIR
 from musicrnn.errors import MusicrnnError, one_line
 from musicrnn.midi_io import read_midi, write_midi
@@ -152,7 +153,8 @@ def sample_checkpoint(
 
 
 def generate(cfg: DictConfig) -> list[Path]:
-    module = load_module(cfg.ckpt_path)
+    spec = OmegaConf.to_object(cfg.ckpt_path) if isinstance(cfg.ckpt_path, ListConfig) else cfg.ckpt_path
+    module = load_model(spec, cfg.get("ensemble_weights"))  # several checkpoints: their ensemble
     paths = sample_checkpoint(
         module,
         cfg.output,

@@ -3,6 +3,7 @@
     musicrnn-train                                            # built-in Bach chorales, the paper's model
     musicrnn-train data=midi_dir data.path=~/midis model=seed_paper trainer.max_epochs=20
     musicrnn-train -m model.hidden_size=64,128 seed=1,2       # a multirun: one folder per job
+    musicrnn-train train=false ckpt_path='logs/train/multirun/x/*/checkpoints/best.ckpt'   # test an ensemble
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import TensorBoardLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from musicrnn.checkpoint import load_module
+from musicrnn.checkpoint import expand_checkpoints, load_model, load_module
 from musicrnn.conf_dir import CONFIG_DIR
 from musicrnn.errors import CheckpointError, MusicrnnError, one_line
 from musicrnn.generate import sample_checkpoint
@@ -47,14 +48,24 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Fit, test the best checkpoint, write a sample. Returns (metrics, objects), so tests and sweepers
     can read the numbers."""
     started = time.perf_counter()
-    if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).expanduser().is_file():
-        raise CheckpointError(cfg.ckpt_path, "file not found")  # before any work, not after the data loads
+    # One checkpoint resumes training (or is tested); several (a list or a glob) are tested as an ensemble.
+    spec = cfg.get("ckpt_path")
+    checkpoints = expand_checkpoints(OmegaConf.to_object(spec) if isinstance(spec, ListConfig) else spec) if spec else []
+    for path in checkpoints:
+        if not path.is_file():
+            raise CheckpointError(path, "file not found")  # before any work, not after the data loads
+    ensemble = len(checkpoints) > 1
+    if ensemble and cfg.get("train"):
+        raise MusicrnnError(f"ckpt_path names {len(checkpoints)} checkpoints: an ensemble is tested, not trained (add train=false)")
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
 
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
-    model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    if ensemble:
+        model: pl.LightningModule = load_model(checkpoints, cfg.get("ensemble_weights"))
+    else:
+        model = hydra.utils.instantiate(cfg.model)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     if not loggers:  # logger=none: Lightning refuses a learning-rate monitor with nothing to log to
@@ -62,11 +73,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     metrics: dict[str, float] = {}
+    resume = str(checkpoints[0]) if checkpoints and not ensemble else None
     if cfg.get("train"):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
         metrics.update(_scalar_metrics(trainer.callback_metrics))
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    best = best or cfg.get("ckpt_path") or ""  # test=true train=false evaluates the given checkpoint
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback and cfg.get("train") else ""
+    best = best or resume or ""  # test=true train=false evaluates the given checkpoint (an ensemble: in memory)
     if cfg.get("test"):
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         metrics.update(_scalar_metrics(trainer.callback_metrics))
@@ -74,10 +86,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     _log_hparams(loggers, datamodule, model, metrics.get(_monitor(cfg) or "", float("nan")))
 
     sample_paths = []
-    if best and cfg.get("sample") and (cfg.sample.get("num_notes") or cfg.sample.get("num_frames")):
+    if (best or ensemble) and cfg.get("sample") and (cfg.sample.get("num_notes") or cfg.sample.get("num_frames")):
         # The checkpoint's own held-out primer, read whole (it is one training window long).
         sample_paths = sample_checkpoint(
-            load_module(best),
+            model if ensemble else load_module(best),
             output_dir / "samples" / "sample.mid",
             primer_notes=0,
             primer_frames=0,

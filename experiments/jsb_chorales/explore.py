@@ -1,15 +1,23 @@
-import sys, time, json, math, numpy as np, torch
+"""Quick recipe search for the JSB benchmark: a plain training loop over the real PianoRollModule and
+PianoRollPickleDataModule, many configs in one process, each reporting its best val frame NLL and the test
+frame NLL at that epoch. The chosen recipe is then trained and reported through `musicrnn-train` (run.sh).
+
+    python experiments/jsb_chorales/explore.py experiments/jsb_chorales/explore_configs.json [name ...]
+"""
+import os, sys, time, json, math, numpy as np, torch
 from musicrnn.data import PianoRollPickleDataModule
 from musicrnn.models import PianoRollModule
 torch.set_num_threads(2)
-cfgs = json.loads(sys.argv[1])
+cfgs = json.load(open(sys.argv[1]))
+if sys.argv[2:]:
+    cfgs = [c for c in cfgs if c["name"] in sys.argv[2:]]
 for cfg in cfgs:
     cfg = dict(cfg); name = cfg.pop("name")
     epochs = cfg.pop("epochs", 60); bs = cfg.pop("batch_size", 8); transpose = cfg.pop("transpose", 0)
     seed = cfg.pop("seed", 0); bias_init = cfg.pop("bias_init", False); clip = cfg.pop("clip", 1.0)
     sched = cfg.pop("sched", None); wd = cfg.get("weight_decay", 0.0); ema = cfg.pop("ema", None)
     torch.manual_seed(seed); np.random.seed(seed)
-    dm = PianoRollPickleDataModule("/work/shared/data/jsb_chorales/JSB Chorales.pickle", batch_size=bs, transpose=transpose)
+    dm = PianoRollPickleDataModule(os.environ["MUSICRNN_JSB_CHORALES"], batch_size=bs, transpose=transpose)
     dm.setup()
     m = PianoRollModule(**cfg); m.log = lambda *a, **k: None
     if bias_init:

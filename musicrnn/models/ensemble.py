@@ -1,0 +1,189 @@
+"""Ensembles ("average feature fusion"): several trained models of one kind averaged in probability space.
+
+An ensemble is the members' own LightningModule class holding a fused network in place of one member's:
+`NoteEnsembleNet` or `PianoRollEnsembleNet`, which run all K members at once (see `grouped.py`) and return
+what a single network returns, computed from the weighted mean of the members' probabilities:
+
+- note models: pitch logits = log of the mean softmax (so cross-entropy, accuracy and sampling read the
+  mixture), categorical timing the same way, regression timing the weighted mean of the predictions;
+- piano-roll models: each key's logit = logit of the mean of the members' sigmoid probabilities.
+
+So losses and metrics are computed from the averaged probabilities (log of the mean, not the mean of the
+logs), and the same metric callbacks, `Trainer.test` and the generators work on an ensemble unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from musicrnn.errors import CheckpointError, MusicrnnError
+from musicrnn.models.grouped import group_linears, group_rnns, mixture_bernoulli_logits, mixture_log_probs
+from musicrnn.models.note_lstm import NoteLSTM, NoteLSTMOutput
+from musicrnn.models.note_module import NoteLSTMModule
+from musicrnn.models.pianoroll_module import PianoRollModule
+from musicrnn.models.pianoroll_rnn import PianoRollRNN
+from musicrnn.representation import quantise_time
+
+# Settings every member must share: they fix what the inputs and outputs mean.
+REPRESENTATION = {
+    NoteLSTMModule: ("time_unit", "timing_head", "timing_classes", "timing_resolution", "timing_input"),
+    PianoRollModule: ("num_keys", "lowest_pitch", "steps_per_quarter"),
+}
+# Settings the fused network needs equal to run the members side by side.
+FUSABLE = {
+    NoteLSTMModule: ("num_layers", "_has_embedding", "_has_dense"),
+    PianoRollModule: ("cell", "num_layers", "_has_dense", "_has_skip"),
+}
+
+
+def _setting(module, name: str):
+    hp = module.hparams
+    if name == "_has_embedding":
+        return hp.pitch_embedding_dim > 0
+    if name == "_has_dense":
+        return hp.dense_size > 0
+    if name == "_has_skip":
+        return bool(hp.get("input_skip", False))
+    return hp.get(name)
+
+
+def _normalised_log_weights(weights: Sequence[float] | None, k: int) -> torch.Tensor:
+    w = torch.ones(k) if weights is None else torch.as_tensor(list(weights), dtype=torch.float64)
+    if len(w) != k:
+        raise MusicrnnError(f"ensemble weights: {len(w)} given for {k} members")
+    if not bool(torch.all(w > 0)):
+        raise MusicrnnError(f"ensemble weights must all be > 0, got {list(map(float, w))}")
+    return torch.log(w / w.sum()).float()
+
+
+def _dense(nets, attribute: str = "dense") -> nn.Module:
+    layers = [getattr(n, attribute) for n in nets]
+    if all(isinstance(layer, nn.Identity) for layer in layers):
+        return nn.Identity()
+    return nn.Sequential(group_linears([layer[0] for layer in layers]), nn.ReLU())
+
+
+class PianoRollEnsembleNet(nn.Module):
+    """K `PianoRollRNN`s as one: the same forward signature, logits of the mixture."""
+
+    def __init__(self, nets: Sequence[PianoRollRNN], weights: Sequence[float] | None = None):
+        super().__init__()
+        self.config = nets[0].config
+        self.num_members = len(nets)
+        keys = self.config.num_keys
+        self.rnn = group_rnns([n.rnn for n in nets], [torch.arange(keys)] * len(nets))
+        self.dense = _dense(nets)
+        self.head = group_linears([n.head for n in nets])
+        self.skip = group_linears([n.skip for n in nets], shared_input=True) if nets[0].skip is not None else None
+        self.register_buffer("log_weights", _normalised_log_weights(weights, len(nets)))
+
+    def member_logits(self, frames: torch.Tensor, state=None):
+        """(batch, time, K, keys) logits of every member, and the fused state."""
+        hidden, state = self.rnn(frames, state)
+        logits = self.head(self.dense(hidden))
+        if self.skip is not None:
+            logits = logits + self.skip(frames)
+        return logits.unflatten(-1, (self.num_members, self.config.num_keys)), state
+
+    def forward(self, frames: torch.Tensor, state=None):
+        logits, state = self.member_logits(frames, state)
+        return mixture_bernoulli_logits(logits, self.log_weights), state
+
+
+class NoteEnsembleNet(nn.Module):
+    """K `NoteLSTM`s as one: the same forward signature and `NoteLSTMOutput`, computed from the mixture."""
+
+    def __init__(self, nets: Sequence[NoteLSTM], weights: Sequence[float] | None = None):
+        super().__init__()
+        self.config = nets[0].config
+        self.num_members = k = len(nets)
+        self.member_configs = [n.config for n in nets]
+        if nets[0].pitch_embedding is not None:
+            # One lookup gives every member's embedding side by side; the timing features follow, shared.
+            tables = [n.pitch_embedding.weight for n in nets]
+            self.pitch_embedding = nn.Embedding.from_pretrained(torch.cat(tables, dim=1).detach().clone(), freeze=True)
+            dims = [t.shape[1] for t in tables]
+            starts = torch.cumsum(torch.tensor([0] + dims), 0)
+            timing = torch.arange(int(starts[-1]), int(starts[-1]) + 2)
+            columns = [torch.cat([torch.arange(int(starts[i]), int(starts[i + 1])), timing]) for i in range(k)]
+        else:
+            self.pitch_embedding = None
+            columns = [torch.arange(3)] * k
+        self.lstm = group_rnns([n.lstm for n in nets], columns)
+        self.dense = _dense(nets)
+        self.pitch_head = group_linears([n.pitch_head for n in nets])
+        self.step_head = group_linears([n.step_head for n in nets])
+        self.duration_head = group_linears([n.duration_head for n in nets])
+        self.register_buffer("log_weights", _normalised_log_weights(weights, k))
+        centres = torch.arange(self.config.timing_classes, dtype=torch.float32) * self.config.timing_resolution
+        self.register_buffer("timing_centres", centres, persistent=False)
+
+    def encode(self, events: torch.Tensor) -> torch.Tensor:
+        pitch, timing = events[..., 0], events[..., 1:]
+        if self.config.timing_input == "log":
+            timing = torch.log1p(timing.clamp(min=0) / self.config.timing_resolution)
+        if self.pitch_embedding is None:
+            return torch.cat([(pitch / self.config.num_pitches).unsqueeze(-1), timing], dim=-1)
+        return torch.cat([self.pitch_embedding(pitch.long().clamp(0, self.config.num_pitches - 1)), timing], dim=-1)
+
+    def timing_class(self, values: torch.Tensor) -> torch.Tensor:
+        return quantise_time(values, self.config.timing_resolution, self.config.timing_classes)
+
+    def _timing(self, head: nn.Linear, features: torch.Tensor):
+        out = head(features)
+        if self.config.timing_head == "categorical":
+            log_probs = mixture_log_probs(out.unflatten(-1, (self.num_members, self.config.timing_classes)), self.log_weights)
+            return log_probs.exp() @ self.timing_centres, log_probs
+        return out @ self.log_weights.exp(), None  # (batch, time, K) predictions, weighted mean
+
+    def forward(self, events: torch.Tensor, state=None) -> tuple[NoteLSTMOutput, object]:
+        hidden, state = self.lstm(self.encode(events), state)
+        features = self.dense(hidden)
+        pitch = mixture_log_probs(self.pitch_head(features).unflatten(-1, (self.num_members, self.config.num_pitches)), self.log_weights)
+        step, step_logits = self._timing(self.step_head, features)
+        duration, duration_logits = self._timing(self.duration_head, features)
+        return NoteLSTMOutput(pitch, step, duration, step_logits, duration_logits), state
+
+
+def ensemble_from_modules(
+    modules: Sequence[NoteLSTMModule | PianoRollModule],
+    weights: Sequence[float] | None = None,
+    names: Sequence[str] | None = None,
+) -> NoteLSTMModule | PianoRollModule:
+    """An ensemble of trained modules of one kind: a module of their class whose network is the fused one.
+    Members that do not share the representation and output shape (or cannot be fused) are refused with an
+    error naming the member and the setting."""
+    if not modules:
+        raise MusicrnnError("an ensemble needs at least one checkpoint")
+    names = list(names) if names is not None else [f"member {i}" for i in range(len(modules))]
+    first = modules[0]
+    kind = type(first)
+    if kind not in REPRESENTATION:
+        raise MusicrnnError(f"{names[0]}: cannot ensemble a {kind.__name__}")
+    for module, name in zip(modules[1:], names[1:]):
+        if type(module) is not kind:
+            raise CheckpointError(name, f"holds a {type(module).__name__}, but {names[0]} holds a {kind.__name__}")
+        for setting in REPRESENTATION[kind] + FUSABLE[kind]:
+            mine, theirs = _setting(module, setting), _setting(first, setting)
+            if mine != theirs:
+                what = "representation and output shape" if setting in REPRESENTATION[kind] else "network layout to run batched"
+                raise CheckpointError(
+                    name, f"{setting.strip('_')} is {mine!r}, but {names[0]} has {theirs!r} (ensemble members must share the {what})"
+                )
+    ensemble = kind(**dict(first.hparams))
+    net_class = NoteEnsembleNet if kind is NoteLSTMModule else PianoRollEnsembleNet
+    ensemble.net = net_class([m.net for m in modules], weights)
+    ensemble.primers = list(first.primers)
+    ensemble.members = list(names)
+    return ensemble.eval()
+
+
+def load_ensemble(paths: Sequence[str | os.PathLike], weights: Sequence[float] | None = None) -> NoteLSTMModule | PianoRollModule:
+    """The ensemble of the checkpoints at `paths` (uniform weights unless `weights` is given)."""
+    from musicrnn.checkpoint import load_module  # here: checkpoint imports the models package
+
+    return ensemble_from_modules([load_module(p) for p in paths], weights, [str(p) for p in paths])
