@@ -16,6 +16,7 @@ import torch
 from torchmetrics import MeanMetric, MeanSquaredError, Metric
 from torchmetrics.classification import MulticlassAccuracy
 
+from musicrnn.callbacks.stage_metrics import StageMetrics
 from musicrnn.representation import NUM_PITCHES
 
 
@@ -73,7 +74,7 @@ def smoothed_log_probs(counts: np.ndarray, k: float) -> np.ndarray:
     return np.log(counts / counts.sum(axis=-1, keepdims=True))
 
 
-class NoteMetrics(pl.Callback):
+class NoteMetrics(StageMetrics):
     """Logs `{stage}/pitch_acc_top1`, `{stage}/pitch_acc_top{top_k}`, `{stage}/pitch_perplexity`,
     `{stage}/pitch_nll`, `{stage}/step_mse`, `{stage}/duration_mse` (and `{stage}/step_perplexity`,
     `{stage}/duration_perplexity` for categorical timing heads) and, for val and test, the same for two
@@ -110,7 +111,7 @@ class NoteMetrics(pl.Callback):
             for split in ("val", "test"):
                 self.baseline_scores[split] = {name: _NoteScores(self.top_k).to(device) for name in self.baseline_log_probs}
 
-    def _update(self, split: str, trainer: pl.Trainer, outputs) -> None:
+    def update(self, split: str, trainer: pl.Trainer, outputs) -> None:
         if trainer.sanity_checking or not isinstance(outputs, dict) or "pitch_logits" not in outputs:
             return
         o = outputs
@@ -130,7 +131,7 @@ class NoteMetrics(pl.Callback):
             nll = -log_probs.gather(1, target.unsqueeze(1)).squeeze(1)
             scores.update(log_probs, nll, target, mean_step, o["step_target"], mean_duration, o["duration_target"])
 
-    def _log(self, split: str, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def log_epoch(self, split: str, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or split not in self.scores or self.scores[split].nll.update_count == 0:
             return  # nothing seen: not a note model, or no batch in this stage
         values = self.scores[split].compute(f"{split}/")
@@ -140,21 +141,3 @@ class NoteMetrics(pl.Callback):
             scores.reset()
         finite = {k: v for k, v in values.items() if math.isfinite(float(v))}
         pl_module.log_dict(finite, on_step=False, on_epoch=True, prog_bar=False)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._update("train", trainer, outputs)
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._update("val", trainer, outputs)
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._update("test", trainer, outputs)
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._log("train", trainer, pl_module)
-
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        self._log("val", trainer, pl_module)
-
-    def on_test_epoch_end(self, trainer, pl_module) -> None:
-        self._log("test", trainer, pl_module)

@@ -20,6 +20,7 @@ import torch
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MultilabelStatScores
 
+from musicrnn.callbacks.stage_metrics import StageMetrics
 from musicrnn.models.pianoroll_module import frame_nll
 
 
@@ -44,7 +45,7 @@ class _FrameScores(torch.nn.Module):
         self.stats.reset()
 
 
-class PianoRollMetrics(pl.Callback):
+class PianoRollMetrics(StageMetrics):
     """Logs `{stage}/frame_nll` and `{stage}/frame_accuracy` for piano-roll models (and, for val and test,
     `{stage}/unigram_frame_nll`, `{stage}/unigram_frame_accuracy`). Does nothing for other models."""
 
@@ -72,7 +73,7 @@ class PianoRollMetrics(pl.Callback):
             self.baseline_logits = torch.log(p / (1 - p)).to(pl_module.device)
             self.baseline_scores = {s: _FrameScores(num_keys, self.threshold).to(pl_module.device) for s in ("val", "test")}
 
-    def _update(self, split: str, trainer: pl.Trainer, outputs) -> None:
+    def update(self, split: str, trainer: pl.Trainer, outputs) -> None:
         if trainer.sanity_checking or not isinstance(outputs, dict) or "frame_nll" not in outputs or split not in self.scores:
             return
         target = outputs["frame_target"]
@@ -81,7 +82,7 @@ class PianoRollMetrics(pl.Callback):
             logits = self.baseline_logits.to(target.device).expand_as(target)
             self.baseline_scores[split].update(frame_nll(logits, target), torch.sigmoid(logits), target)
 
-    def _log(self, split: str, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def log_epoch(self, split: str, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or split not in self.scores or self.scores[split].nll.update_count == 0:
             return
         values = self.scores[split].compute(f"{split}/")
@@ -91,21 +92,3 @@ class PianoRollMetrics(pl.Callback):
             self.baseline_scores[split].reset()
         finite = {k: v for k, v in values.items() if math.isfinite(float(v))}
         pl_module.log_dict(finite, on_step=False, on_epoch=True, prog_bar=False)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._update("train", trainer, outputs)
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._update("val", trainer, outputs)
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._update("test", trainer, outputs)
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._log("train", trainer, pl_module)
-
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        self._log("val", trainer, pl_module)
-
-    def on_test_epoch_end(self, trainer, pl_module) -> None:
-        self._log("test", trainer, pl_module)

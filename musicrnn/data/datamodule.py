@@ -9,10 +9,11 @@ from typing import Sequence
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from musicrnn.data.bach_chorales import extract_bach_chorales
 from musicrnn.data.corpus import PreparedCorpus, default_cache_dir, prepare_corpus
+from musicrnn.data.loaders import SplitLoaders
 from musicrnn.data.split import SPLITS, split_pieces
 from musicrnn.errors import MusicrnnError
 from musicrnn.representation import NUM_PITCHES, PITCH, TIME_UNITS, notes_to_events
@@ -57,7 +58,7 @@ class NoteWindowDataset(Dataset):
         return window
 
 
-class NoteSequenceDataModule(pl.LightningDataModule):
+class NoteSequenceDataModule(SplitLoaders, pl.LightningDataModule):
     """Note windows from a folder of MIDI files (recursive, .mid/.midi in any case).
 
     The corpus is parsed once and cached (see `prepare_corpus`); pieces are split train/val/test by a hash
@@ -188,25 +189,6 @@ class NoteSequenceDataModule(pl.LightningDataModule):
         split = "test" if len(self.split_indices.get("test", [])) else "val"
         events, offsets = self.split_events(split)
         return [events[a : min(b, a + self.seq_len)] for a, b in zip(offsets[:-1], offsets[1:])][: self.num_primers]
-
-    # -- loaders ------------------------------------------------------------------------------------
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
 
 class BachChoralesDataModule(NoteSequenceDataModule):

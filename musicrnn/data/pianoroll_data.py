@@ -16,9 +16,10 @@ from typing import Sequence
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from musicrnn.data.corpus import default_cache_dir, prepare_corpus
+from musicrnn.data.loaders import SplitLoaders
 from musicrnn.data.split import SPLITS, split_pieces
 from musicrnn.errors import MusicrnnError
 from musicrnn.pianoroll import PIANO_KEYS, PIANO_LOWEST_PITCH, check_key_range, notes_to_pianoroll, pitch_lists_to_pianoroll
@@ -100,7 +101,7 @@ def pad_rolls(batch: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.nn.utils.rnn.pad_sequence(batch, batch_first=True), lengths
 
 
-class PianoRollDataModule(pl.LightningDataModule):
+class PianoRollDataModule(SplitLoaders, pl.LightningDataModule):
     """Base: subclasses provide `load_rolls()` -> {'train', 'val', 'test'} -> list of (frames, keys) rolls."""
 
     def __init__(
@@ -135,6 +136,8 @@ class PianoRollDataModule(pl.LightningDataModule):
         self.rolls: dict[str, list[np.ndarray]] = {}
         self.datasets: dict[str, PianoRollDataset] = {}
 
+    collate_fn = staticmethod(pad_rolls)
+
     def load_rolls(self) -> dict[str, list[np.ndarray]]:
         raise NotImplementedError
 
@@ -162,25 +165,6 @@ class PianoRollDataModule(pl.LightningDataModule):
         """The first `primer_frames` frames of up to `num_primers` held-out (test) pieces, for generation."""
         pieces = self.rolls.get("test") or self.rolls.get("val") or []
         return [roll[: self.primer_frames] for roll in pieces[: self.num_primers]]
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            collate_fn=pad_rolls,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
 
 class PianoRollPickleDataModule(PianoRollDataModule):

@@ -22,7 +22,7 @@ from torch import nn
 
 from musicrnn.errors import CheckpointError, MusicrnnError
 from musicrnn.models.grouped import group_linears, group_rnns, mixture_bernoulli_logits, mixture_log_probs
-from musicrnn.models.note_lstm import NoteLSTM, NoteLSTMOutput
+from musicrnn.models.note_lstm import NoteLSTM, NoteLSTMOutput, encode_events
 from musicrnn.models.note_module import NoteLSTMModule
 from musicrnn.models.pianoroll_module import PianoRollModule
 from musicrnn.models.pianoroll_rnn import PianoRollRNN
@@ -123,12 +123,7 @@ class NoteEnsembleNet(nn.Module):
         self.register_buffer("timing_centres", centres, persistent=False)
 
     def encode(self, events: torch.Tensor) -> torch.Tensor:
-        pitch, timing = events[..., 0], events[..., 1:]
-        if self.config.timing_input == "log":
-            timing = torch.log1p(timing.clamp(min=0) / self.config.timing_resolution)
-        if self.pitch_embedding is None:
-            return torch.cat([(pitch / self.config.num_pitches).unsqueeze(-1), timing], dim=-1)
-        return torch.cat([self.pitch_embedding(pitch.long().clamp(0, self.config.num_pitches - 1)), timing], dim=-1)
+        return encode_events(events, self.config, self.pitch_embedding)  # every member's embedding at once
 
     def timing_class(self, values: torch.Tensor) -> torch.Tensor:
         return quantise_time(values, self.config.timing_resolution, self.config.timing_classes)

@@ -43,6 +43,17 @@ class NoteLSTMConfig:
             raise ValueError(f"need timing_classes >= 2 and timing_resolution > 0, got {self.timing_classes}, {self.timing_resolution}")
 
 
+def encode_events(events: torch.Tensor, config: NoteLSTMConfig, pitch_embedding: nn.Embedding | None) -> torch.Tensor:
+    """(batch, time, 3) events -> input features: pitch/num_pitches or its embedding, then step and duration
+    as they are or log-scaled (`config.timing_input`)."""
+    pitch, timing = events[..., 0], events[..., 1:]
+    if config.timing_input == "log":
+        timing = torch.log1p(timing.clamp(min=0) / config.timing_resolution)
+    if pitch_embedding is None:
+        return torch.cat([(pitch / config.num_pitches).unsqueeze(-1), timing], dim=-1)
+    return torch.cat([pitch_embedding(pitch.long().clamp(0, config.num_pitches - 1)), timing], dim=-1)
+
+
 class NoteLSTMOutput(NamedTuple):
     pitch_logits: torch.Tensor  # (batch, time, num_pitches)
     step: torch.Tensor  # (batch, time): the prediction (regression) or the expected value (categorical)
@@ -92,12 +103,7 @@ class NoteLSTM(nn.Module):
 
     def encode(self, events: torch.Tensor) -> torch.Tensor:
         """(batch, time, 3) events -> the LSTM's input features."""
-        pitch, timing = events[..., 0], events[..., 1:]
-        if self.config.timing_input == "log":
-            timing = torch.log1p(timing.clamp(min=0) / self.config.timing_resolution)
-        if self.pitch_embedding is None:
-            return torch.cat([(pitch / self.config.num_pitches).unsqueeze(-1), timing], dim=-1)
-        return torch.cat([self.pitch_embedding(pitch.long().clamp(0, self.config.num_pitches - 1)), timing], dim=-1)
+        return encode_events(events, self.config, self.pitch_embedding)
 
     def timing_class(self, values: torch.Tensor) -> torch.Tensor:
         return quantise_time(values, self.config.timing_resolution, self.config.timing_classes)
