@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 
 from musicrnn.models.note_lstm import NoteLSTM
 from musicrnn.representation import NUM_FEATURES, dequantise_time
+
+
+def module_device(module: torch.nn.Module) -> torch.device:
+    """Where a module's tensors live (an ensemble network holds only buffers, no parameters)."""
+    return next(itertools.chain(module.parameters(), module.buffers()), torch.empty(0)).device
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
@@ -67,7 +74,7 @@ def generate_events(
         raise ValueError(f"primer must have shape (P >= 1, {NUM_FEATURES}), got {primer.shape}")
     was_training = net.training
     net.eval()
-    device = next(net.parameters()).device
+    device = module_device(net)
     generator = torch.Generator(device=device)
     generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
 
@@ -113,7 +120,7 @@ def generate_frames(
         raise ValueError(f"primer must have shape (P >= 1, {keys}), got {primer.shape}")
     was_training = net.training
     net.eval()
-    device = next(net.parameters()).device
+    device = module_device(net)
     generator = torch.Generator(device=device)
     generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
 

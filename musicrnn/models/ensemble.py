@@ -1,7 +1,8 @@
 """Ensembles ("average feature fusion"): several trained models of one kind averaged in probability space.
 
 An ensemble is the members' own LightningModule class holding a fused network in place of one member's:
-`NoteEnsembleNet` or `PianoRollEnsembleNet`, which run all K members at once (see `grouped.py`) and return
+`NoteEnsembleNet` or `PianoRollEnsembleNet`, which run all K members at once (stacked weights, one batched
+matmul per layer and step: see `grouped.py`) and return
 what a single network returns, computed from the weighted mean of the members' probabilities:
 
 - note models: pitch logits = log of the mean softmax (so cross-entropy, accuracy and sampling read the
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from musicrnn.errors import CheckpointError, MusicrnnError
-from musicrnn.models.grouped import group_linears, group_rnns, mixture_bernoulli_logits, mixture_log_probs
+from musicrnn.models.grouped import MemberLinear, MemberRNN, mixture_bernoulli_logits, mixture_log_probs
 from musicrnn.models.note_lstm import NoteLSTM, NoteLSTMOutput, encode_events
 from musicrnn.models.note_module import NoteLSTMModule
 from musicrnn.models.pianoroll_module import PianoRollModule
@@ -35,17 +36,13 @@ REPRESENTATION = {
 }
 # Settings the fused network needs equal to run the members side by side.
 FUSABLE = {
-    NoteLSTMModule: ("num_layers", "_has_embedding", "_has_dense"),
-    PianoRollModule: ("cell", "num_layers", "_has_dense", "_has_skip"),
+    NoteLSTMModule: ("hidden_size", "num_layers", "pitch_embedding_dim", "dense_size"),
+    PianoRollModule: ("cell", "hidden_size", "num_layers", "dense_size", "_has_skip"),
 }
 
 
 def _setting(module, name: str):
     hp = module.hparams
-    if name == "_has_embedding":
-        return hp.pitch_embedding_dim > 0
-    if name == "_has_dense":
-        return hp.dense_size > 0
     if name == "_has_skip":
         return bool(hp.get("input_skip", False))
     return hp.get(name)
@@ -60,11 +57,10 @@ def _normalised_log_weights(weights: Sequence[float] | None, k: int) -> torch.Te
     return torch.log(w / w.sum()).float()
 
 
-def _dense(nets, attribute: str = "dense") -> nn.Module:
-    layers = [getattr(n, attribute) for n in nets]
-    if all(isinstance(layer, nn.Identity) for layer in layers):
+def _dense(nets) -> nn.Module:
+    if isinstance(nets[0].dense, nn.Identity):
         return nn.Identity()
-    return nn.Sequential(group_linears([layer[0] for layer in layers]), nn.ReLU())
+    return nn.Sequential(MemberLinear([n.dense[0] for n in nets]), nn.ReLU())
 
 
 class PianoRollEnsembleNet(nn.Module):
@@ -73,21 +69,19 @@ class PianoRollEnsembleNet(nn.Module):
     def __init__(self, nets: Sequence[PianoRollRNN], weights: Sequence[float] | None = None):
         super().__init__()
         self.config = nets[0].config
-        self.num_members = len(nets)
-        keys = self.config.num_keys
-        self.rnn = group_rnns([n.rnn for n in nets], [torch.arange(keys)] * len(nets))
+        self.rnn = MemberRNN([n.rnn for n in nets])
         self.dense = _dense(nets)
-        self.head = group_linears([n.head for n in nets])
-        self.skip = group_linears([n.skip for n in nets], shared_input=True) if nets[0].skip is not None else None
+        self.head = MemberLinear([n.head for n in nets])
+        self.skip = MemberLinear([n.skip for n in nets], shared_input=True) if nets[0].skip is not None else None
         self.register_buffer("log_weights", _normalised_log_weights(weights, len(nets)))
 
     def member_logits(self, frames: torch.Tensor, state=None):
-        """(batch, time, K, keys) logits of every member, and the fused state."""
+        """(batch, time, K, keys) logits of every member, and the members' state."""
         hidden, state = self.rnn(frames, state)
         logits = self.head(self.dense(hidden))
         if self.skip is not None:
             logits = logits + self.skip(frames)
-        return logits.unflatten(-1, (self.num_members, self.config.num_keys)), state
+        return logits, state
 
     def forward(self, frames: torch.Tensor, state=None):
         logits, state = self.member_logits(frames, state)
@@ -100,45 +94,43 @@ class NoteEnsembleNet(nn.Module):
     def __init__(self, nets: Sequence[NoteLSTM], weights: Sequence[float] | None = None):
         super().__init__()
         self.config = nets[0].config
-        self.num_members = k = len(nets)
-        self.member_configs = [n.config for n in nets]
-        if nets[0].pitch_embedding is not None:
-            # One lookup gives every member's embedding side by side; the timing features follow, shared.
-            tables = [n.pitch_embedding.weight for n in nets]
-            self.pitch_embedding = nn.Embedding.from_pretrained(torch.cat(tables, dim=1).detach().clone(), freeze=True)
-            dims = [t.shape[1] for t in tables]
-            starts = torch.cumsum(torch.tensor([0] + dims), 0)
-            timing = torch.arange(int(starts[-1]), int(starts[-1]) + 2)
-            columns = [torch.cat([torch.arange(int(starts[i]), int(starts[i + 1])), timing]) for i in range(k)]
+        if nets[0].pitch_embedding is not None:  # (pitches, K, dim): one lookup embeds a pitch for every member
+            self.register_buffer("pitch_tables", torch.stack([n.pitch_embedding.weight.detach() for n in nets], dim=1))
         else:
-            self.pitch_embedding = None
-            columns = [torch.arange(3)] * k
-        self.lstm = group_rnns([n.lstm for n in nets], columns)
+            self.pitch_tables = None
+        self.lstm = MemberRNN([n.lstm for n in nets])
         self.dense = _dense(nets)
-        self.pitch_head = group_linears([n.pitch_head for n in nets])
-        self.step_head = group_linears([n.step_head for n in nets])
-        self.duration_head = group_linears([n.duration_head for n in nets])
-        self.register_buffer("log_weights", _normalised_log_weights(weights, k))
+        self.pitch_head = MemberLinear([n.pitch_head for n in nets])
+        self.step_head = MemberLinear([n.step_head for n in nets])
+        self.duration_head = MemberLinear([n.duration_head for n in nets])
+        self.register_buffer("log_weights", _normalised_log_weights(weights, len(nets)))
         centres = torch.arange(self.config.timing_classes, dtype=torch.float32) * self.config.timing_resolution
         self.register_buffer("timing_centres", centres, persistent=False)
 
     def encode(self, events: torch.Tensor) -> torch.Tensor:
-        return encode_events(events, self.config, self.pitch_embedding)  # every member's embedding at once
+        """(batch, time, 3) shared features without embeddings; (batch, time, K, dim + 2) with them."""
+        features = encode_events(events, self.config, None)
+        if self.pitch_tables is None:
+            return features
+        pitch = events[..., 0].long().clamp(0, self.config.num_pitches - 1)
+        embedded = self.pitch_tables[pitch]  # (batch, time, K, dim)
+        timing = features[..., 1:].unsqueeze(-2).expand(*embedded.shape[:-1], 2)
+        return torch.cat([embedded, timing], dim=-1)
 
     def timing_class(self, values: torch.Tensor) -> torch.Tensor:
         return quantise_time(values, self.config.timing_resolution, self.config.timing_classes)
 
-    def _timing(self, head: nn.Linear, features: torch.Tensor):
-        out = head(features)
+    def _timing(self, head: MemberLinear, features: torch.Tensor):
+        out = head(features)  # (batch, time, K, classes or 1)
         if self.config.timing_head == "categorical":
-            log_probs = mixture_log_probs(out.unflatten(-1, (self.num_members, self.config.timing_classes)), self.log_weights)
+            log_probs = mixture_log_probs(out, self.log_weights)
             return log_probs.exp() @ self.timing_centres, log_probs
-        return out @ self.log_weights.exp(), None  # (batch, time, K) predictions, weighted mean
+        return out.squeeze(-1) @ self.log_weights.exp(), None  # the weighted mean of the predictions
 
     def forward(self, events: torch.Tensor, state=None) -> tuple[NoteLSTMOutput, object]:
         hidden, state = self.lstm(self.encode(events), state)
         features = self.dense(hidden)
-        pitch = mixture_log_probs(self.pitch_head(features).unflatten(-1, (self.num_members, self.config.num_pitches)), self.log_weights)
+        pitch = mixture_log_probs(self.pitch_head(features), self.log_weights)
         step, step_logits = self._timing(self.step_head, features)
         duration, duration_logits = self._timing(self.duration_head, features)
         return NoteLSTMOutput(pitch, step, duration, step_logits, duration_logits), state
