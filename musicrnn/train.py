@@ -25,8 +25,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from musicrnn.checkpoint import expand_checkpoints, load_model, load_module
 from musicrnn.conf_dir import CONFIG_DIR
+from musicrnn.data.pianoroll_data import PianoRollDataModule
 from musicrnn.errors import CheckpointError, MusicrnnError, one_line
 from musicrnn.generate import sample_checkpoint
+from musicrnn.models.pianoroll_module import PianoRollModule
 
 log = logging.getLogger(__name__)
 # A deprecation inside pytorch_lightning itself (its own use of torch's pytree), not actionable here.
@@ -61,11 +63,17 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
 
+    check_data_and_model_kinds(cfg)
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
     if ensemble:
         model: pl.LightningModule = load_model(checkpoints, cfg.get("ensemble_weights"))
+    elif checkpoints and not cfg.get("train"):
+        model = load_module(checkpoints[0])  # tested as saved: the checkpoint carries its own settings
     else:
         model = hydra.utils.instantiate(cfg.model)
+        if checkpoints:
+            check_resumable(model, checkpoints[0])
+    check_model_matches_data(model, datamodule)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     if not loggers:  # logger=none: Lightning refuses a learning-rate monitor with nothing to log to
@@ -73,23 +81,24 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     metrics: dict[str, float] = {}
-    resume = str(checkpoints[0]) if checkpoints and not ensemble else None
+    resume = str(checkpoints[0]) if checkpoints and cfg.get("train") else None
     if cfg.get("train"):
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
         metrics.update(_scalar_metrics(trainer.callback_metrics))
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback and cfg.get("train") else ""
-    best = best or resume or ""  # test=true train=false evaluates the given checkpoint (an ensemble: in memory)
+    best = best or resume or ""
+    tested_as_loaded = bool(checkpoints) and not cfg.get("train")  # a given checkpoint or ensemble, in memory
     if cfg.get("test"):
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        trainer.test(model, datamodule=datamodule, ckpt_path=None if tested_as_loaded else best or None, verbose=False)
         metrics.update(_scalar_metrics(trainer.callback_metrics))
 
     _log_hparams(loggers, datamodule, model, metrics.get(_monitor(cfg) or "", float("nan")))
 
     sample_paths = []
-    if (best or ensemble) and cfg.get("sample") and (cfg.sample.get("num_notes") or cfg.sample.get("num_frames")):
+    if (best or tested_as_loaded) and cfg.get("sample") and (cfg.sample.get("num_notes") or cfg.sample.get("num_frames")):
         # The checkpoint's own held-out primer, read whole (it is one training window long).
         sample_paths = sample_checkpoint(
-            model if ensemble else load_module(best),
+            model if tested_as_loaded else load_module(best),
             output_dir / "samples" / "sample.mid",
             primer_notes=0,
             primer_frames=0,
@@ -103,6 +112,44 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     _print_summary(output_dir, best, sample_paths, metrics, elapsed)
     objects = {"datamodule": datamodule, "model": model, "trainer": trainer, "best_checkpoint": best, "samples": sample_paths}
     return metrics, objects
+
+
+def check_data_and_model_kinds(cfg: DictConfig) -> None:
+    """Piano-roll data needs a piano-roll model and note data a note model: say so before anything is built."""
+    try:
+        data_class = hydra.utils.get_class(cfg.data._target_)
+        model_class = hydra.utils.get_class(cfg.model._target_)
+    except Exception:
+        return  # a bad _target_ is reported by the instantiation itself
+    rolls, roll_model = issubclass(data_class, PianoRollDataModule), issubclass(model_class, PianoRollModule)
+    if rolls and not roll_model:
+        raise MusicrnnError(f"the data config ({data_class.__name__}) gives piano rolls but the model is a note model ({model_class.__name__}): add model=pianoroll_lstm")
+    if roll_model and not rolls:
+        raise MusicrnnError(f"model=pianoroll_lstm needs piano-roll data (data=jsb_chorales, pianoroll_pickle or pianoroll_midi), not {data_class.__name__}")
+
+
+def check_model_matches_data(model: pl.LightningModule, datamodule: pl.LightningDataModule) -> None:
+    """A model (built, or loaded from checkpoints) must read the data's representation."""
+    if isinstance(model, PianoRollModule) != isinstance(datamodule, PianoRollDataModule):
+        kind = "piano-roll" if isinstance(model, PianoRollModule) else "note"
+        raise MusicrnnError(f"the checkpoint holds a {kind} model but the data config gives {'notes' if kind == 'piano-roll' else 'piano rolls'}: choose a matching data=")
+    names = ("num_keys", "lowest_pitch", "steps_per_quarter") if isinstance(model, PianoRollModule) else ("time_unit",)
+    for name in names:
+        mine, data = model.hparams.get(name), getattr(datamodule, name, None)
+        if data is not None and mine != data:
+            raise MusicrnnError(f"the model has {name}={mine!r} but the data has {data!r}: set data.{name}={mine!r} (or use a matching checkpoint)")
+
+
+def check_resumable(model: pl.LightningModule, path: Path) -> None:
+    """Resuming needs the configured model to be the checkpoint's: same class, same parameter shapes."""
+    saved = load_module(path)
+    if type(saved) is not type(model):
+        raise CheckpointError(path, f"holds a {type(saved).__name__}, but the configured model is a {type(model).__name__}")
+    mine, theirs = model.state_dict(), saved.state_dict()
+    for name, tensor in theirs.items():
+        if name not in mine or mine[name].shape != tensor.shape:
+            shape = tuple(mine[name].shape) if name in mine else "absent"
+            raise CheckpointError(path, f"does not fit the configured model ({name}: {tuple(tensor.shape)} saved, {shape} configured): resume with the settings it was trained with")
 
 
 def _monitor(cfg: DictConfig) -> str | None:

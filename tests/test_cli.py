@@ -267,3 +267,28 @@ def test_jsb_experiment_trains_tests_and_generates_from_the_piano_roll_checkpoin
         notes = read_midi(path)
         assert len(notes) > 0 and notes["pitch"].min() >= 21 and notes["pitch"].max() <= 108
         assert notes["end_beat"].max() <= 16 + 32  # the stored primer (16 frames) and 32 generated frames
+
+
+@pytest.mark.shared_data
+def test_checkpoints_and_data_of_the_wrong_kind_are_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSICRNN_JSB_CHORALES", str(require_shared("jsb_chorales", "JSB Chorales.pickle")))
+    logs = f"paths.log_dir={tmp_path / 'logs'}"
+    cli("musicrnn-train", "experiment=jsb_lstm", logs, "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+        "model.hidden_size=16", "model.dense_size=16", "trainer.enable_progress_bar=false", "sample.num_frames=0", cwd=tmp_path)
+    (run_dir,) = (tmp_path / "logs" / "jsb_lstm" / "runs").iterdir()
+    best = run_dir / "checkpoints" / "best.ckpt"
+
+    # Testing a checkpoint uses its own settings, whatever the model config says.
+    tested = cli("musicrnn-train", "train=false", "experiment=jsb_lstm", f"ckpt_path={best}", logs, "model.hidden_size=999",
+                 "trainer.enable_progress_bar=false", "sample.num_frames=0", cwd=tmp_path)
+    assert "frame_nll" in tested.stdout
+    cases = [
+        (["train=false", f"ckpt_path={best}", "data=midi_dir", f"data.path={tmp_path}"], "the checkpoint holds a piano-roll model but the data config gives notes"),
+        (["data=jsb_chorales"], "gives piano rolls but the model is a note model (NoteLSTMModule): add model=pianoroll_lstm"),
+        (["experiment=jsb_lstm", f"ckpt_path={best}", "model.hidden_size=32"], "does not fit the configured model"),
+    ]
+    for args, expected in cases:
+        result = cli("musicrnn-train", *args, logs, cwd=tmp_path, check=False)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        (line,) = [line for line in result.stderr.splitlines() if line.startswith("musicrnn-train: error:")]
+        assert expected in line
