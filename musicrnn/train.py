@@ -95,16 +95,20 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     _log_hparams(loggers, datamodule, model, metrics.get(_monitor(cfg) or "", float("nan")))
 
     sample_paths = []
-    if (best or tested_as_loaded) and cfg.get("sample") and (cfg.sample.get("num_notes") or cfg.sample.get("num_frames")):
+    sample_cfg = cfg.get("sample") or {}
+    sampled = model if tested_as_loaded else load_module(best) if best and sample_cfg else None
+    # A note model's sample is num_notes long, a piano-roll model's num_frames; 0 or null means no sample.
+    length = sample_cfg.get("num_frames" if isinstance(sampled, PianoRollModule) else "num_notes")
+    if sampled is not None and length:
         # The checkpoint's own held-out primer, read whole (it is one training window long).
         sample_paths = sample_checkpoint(
-            model if tested_as_loaded else load_module(best),
+            sampled,
             output_dir / "samples" / "sample.mid",
             primer_notes=0,
             primer_frames=0,
-            num_notes=int(cfg.sample.get("num_notes") or 1),
-            num_frames=int(cfg.sample.get("num_frames") or 1),
-            temperature=float(cfg.sample.temperature),
+            num_notes=int(length),
+            num_frames=int(length),
+            temperature=float(sample_cfg["temperature"]),
             seed=cfg.get("seed"),
         )
 

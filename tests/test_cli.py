@@ -277,6 +277,7 @@ def test_checkpoints_and_data_of_the_wrong_kind_are_one_clear_line(tmp_path, mon
         "model.hidden_size=16", "model.dense_size=16", "trainer.enable_progress_bar=false", "sample.num_frames=0", cwd=tmp_path)
     (run_dir,) = (tmp_path / "logs" / "jsb_lstm" / "runs").iterdir()
     best = run_dir / "checkpoints" / "best.ckpt"
+    assert not (run_dir / "samples").exists()  # sample.num_frames=0: no sample for a piano-roll model
 
     # Testing a checkpoint uses its own settings, whatever the model config says.
     tested = cli("musicrnn-train", "train=false", "experiment=jsb_lstm", f"ckpt_path={best}", logs, "model.hidden_size=999",
