@@ -23,9 +23,9 @@ MODULES: dict[str, tuple[type[pl.LightningModule], int]] = {
 }
 
 
-def load_module(path: str | os.PathLike, expected: str | None = None) -> NoteLSTMModule | PianoRollModule:
+def load_module(path: str | os.PathLike) -> NoteLSTMModule | PianoRollModule:
     """Rebuild a trained model from a checkpoint alone (no training config), on the CPU, in eval mode:
-    a `NoteLSTMModule` or a `PianoRollModule`, whichever the checkpoint holds (`expected` insists on one).
+    a `NoteLSTMModule` or a `PianoRollModule`, whichever the checkpoint holds.
 
     The checkpoint is read with `weights_only=True`: it holds only tensors and plain values, so loading
     one from someone else cannot run code.
@@ -47,8 +47,6 @@ def load_module(path: str | os.PathLike, expected: str | None = None) -> NoteLST
     model = meta.get("model")
     if model not in MODULES:
         raise CheckpointError(path, f"holds an unknown model {model!r}, expected one of {sorted(MODULES)}")
-    if expected is not None and model != expected:
-        raise CheckpointError(path, f"holds a {model!r} model, expected {expected!r}")
     module_class, version = MODULES[model]
     if meta.get("format_version") != version:
         raise CheckpointError(path, f"format version {meta.get('format_version')}, this musicrnn reads version {version}")
@@ -59,10 +57,6 @@ def load_module(path: str | os.PathLike, expected: str | None = None) -> NoteLST
         raise CheckpointError(path, f"model does not match its settings ({str(error).splitlines()[0]})") from None
     module.on_load_checkpoint(checkpoint)
     return module.eval()
-
-
-def load_note_module(path: str | os.PathLike) -> NoteLSTMModule:
-    return load_module(path, expected="note_lstm")
 
 
 def expand_checkpoints(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import hydra
 import numpy as np
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from musicrnn.checkpoint import load_model
@@ -153,8 +153,7 @@ def sample_checkpoint(
 
 
 def generate(cfg: DictConfig) -> list[Path]:
-    spec = OmegaConf.to_object(cfg.ckpt_path) if isinstance(cfg.ckpt_path, ListConfig) else cfg.ckpt_path
-    module = load_model(spec, cfg.get("ensemble_weights"))  # several checkpoints: their ensemble
+    module = load_model(cfg.ckpt_path, cfg.get("ensemble_weights"))  # several checkpoints: their ensemble
     paths = sample_checkpoint(
         module,
         cfg.output,

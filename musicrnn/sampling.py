@@ -16,6 +16,13 @@ def module_device(module: torch.nn.Module) -> torch.device:
     return next(itertools.chain(module.parameters(), module.buffers()), torch.empty(0)).device
 
 
+def seeded_generator(device: torch.device, seed: int | None) -> torch.Generator:
+    """A generator of its own, so sampling never moves torch's global random state; seed=None draws one."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
+    return generator
+
+
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
     """Mask all but the `top_k` most likely classes and/or the smallest set whose probability reaches
     `top_p` (nucleus sampling) with -inf. The most likely class always survives."""
@@ -75,8 +82,7 @@ def generate_events(
     was_training = net.training
     net.eval()
     device = module_device(net)
-    generator = torch.Generator(device=device)
-    generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
+    generator = seeded_generator(device, seed)
 
     inputs = torch.from_numpy(primer).to(device).unsqueeze(0).expand(num_samples, -1, -1).contiguous()
     out = torch.empty(num_samples, num_notes, NUM_FEATURES, device=device)
@@ -121,8 +127,7 @@ def generate_frames(
     was_training = net.training
     net.eval()
     device = module_device(net)
-    generator = torch.Generator(device=device)
-    generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
+    generator = seeded_generator(device, seed)
 
     inputs = torch.from_numpy(primer).to(device).unsqueeze(0).expand(num_samples, -1, -1).contiguous()
     out = torch.empty(num_samples, num_frames, keys, device=device)

@@ -20,7 +20,7 @@ import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import TensorBoardLogger
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from musicrnn.checkpoint import expand_checkpoints, load_model, load_module
@@ -52,7 +52,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     started = time.perf_counter()
     # One checkpoint resumes training (or is tested); several (a list or a glob) are tested as an ensemble.
     spec = cfg.get("ckpt_path")
-    checkpoints = expand_checkpoints(OmegaConf.to_object(spec) if isinstance(spec, ListConfig) else spec) if spec else []
+    checkpoints = expand_checkpoints(spec) if spec else []  # a ListConfig is a Sequence: used as it is
     for path in checkpoints:
         if not path.is_file():
             raise CheckpointError(path, "file not found")  # before any work, not after the data loads

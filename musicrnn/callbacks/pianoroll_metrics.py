@@ -21,7 +21,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MultilabelStatScores
 
 from musicrnn.callbacks.stage_metrics import StageMetrics
-from musicrnn.models.pianoroll_module import frame_nll
+from musicrnn.models.pianoroll_module import frame_nll, key_log_odds
 
 
 class _FrameScores(torch.nn.Module):
@@ -67,10 +67,8 @@ class PianoRollMetrics(StageMetrics):
             self.scores[split] = _FrameScores(num_keys, self.threshold).to(pl_module.device)
         datamodule = getattr(trainer, "datamodule", None)
         if self.baselines and datamodule is not None and hasattr(datamodule, "key_frequencies"):
-            datamodule.setup(stage)
-            # Clipped so that a key never seen in training costs a finite (large) amount when it appears.
-            p = torch.as_tensor(datamodule.key_frequencies(), dtype=torch.float32).clamp(1e-4, 1 - 1e-4)
-            self.baseline_logits = torch.log(p / (1 - p)).to(pl_module.device)
+            # Lightning has set the datamodule up before the callbacks, so its rolls are loaded.
+            self.baseline_logits = key_log_odds(datamodule.key_frequencies()).to(pl_module.device)
             self.baseline_scores = {s: _FrameScores(num_keys, self.threshold).to(pl_module.device) for s in ("val", "test")}
 
     def update(self, split: str, trainer: pl.Trainer, outputs) -> None:

@@ -20,6 +20,12 @@ def frame_nll(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(dim=-1)
 
 
+def key_log_odds(frequencies, eps: float = 1e-4) -> torch.Tensor:
+    """log(p / (1 - p)) of each key's on-frequency, clipped so that a key never seen costs a finite amount."""
+    p = torch.as_tensor(frequencies, dtype=torch.float32).clamp(eps, 1 - eps)
+    return torch.log(p / (1 - p))
+
+
 def target_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
     """(batch, steps) True where a target frame is real: item i has lengths[i] - 1 of them."""
     return torch.arange(steps, device=lengths.device).unsqueeze(0) < (lengths.unsqueeze(1) - 1)
@@ -109,9 +115,8 @@ class PianoRollModule(pl.LightningModule):
         # Runs before Lightning restores a checkpoint, so a resumed run keeps its trained bias.
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if stage == "fit" and self.hparams.init_output_bias and hasattr(datamodule, "key_frequencies"):
-            p = torch.as_tensor(datamodule.key_frequencies(), dtype=torch.float32).clamp(1e-4, 1 - 1e-4)
             with torch.no_grad():
-                self.net.head.bias.copy_(torch.log(p / (1 - p)))
+                self.net.head.bias.copy_(key_log_odds(datamodule.key_frequencies()))
 
     # -- checkpoint contents ------------------------------------------------------------------------
     def on_fit_start(self) -> None:
