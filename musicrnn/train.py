@@ -46,7 +46,7 @@ def _scalar_metrics(metrics: dict) -> dict[str, float]:
     return {k: float(v) for k, v in sorted(metrics.items())}
 
 
-def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+def train(cfg: DictConfig, command: str = "musicrnn-train") -> tuple[dict[str, float], dict[str, Any]]:
     """Fit, test the best checkpoint, write a sample. Returns (metrics, objects), so tests and sweepers
     can read the numbers."""
     started = time.perf_counter()
@@ -63,7 +63,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
 
-    check_data_and_model_kinds(cfg)
+    if cfg.get("train") or not checkpoints:  # a tested checkpoint brings its own model, checked below
+        check_data_and_model_kinds(cfg)
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
     if ensemble:
         model: pl.LightningModule = load_model(checkpoints, cfg.get("ensemble_weights"))
@@ -113,7 +114,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         )
 
     elapsed = time.perf_counter() - started
-    _print_summary(output_dir, best, sample_paths, metrics, elapsed)
+    _print_summary(command, output_dir, best, sample_paths, metrics, elapsed)
     objects = {"datamodule": datamodule, "model": model, "trainer": trainer, "best_checkpoint": best, "samples": sample_paths}
     return metrics, objects
 
@@ -169,8 +170,8 @@ def _log_hparams(loggers: list, datamodule: pl.LightningDataModule, model: pl.Li
             logger.log_hyperparams(params, {"hp_metric": objective})
 
 
-def _print_summary(output_dir: Path, best: str, samples: list[Path], metrics: dict[str, float], elapsed: float) -> None:
-    lines = [f"musicrnn-train finished in {elapsed:.1f} s", f"  run folder      : {output_dir}"]
+def _print_summary(command: str, output_dir: Path, best: str, samples: list[Path], metrics: dict[str, float], elapsed: float) -> None:
+    lines = [f"{command} finished in {elapsed:.1f} s", f"  run folder      : {output_dir}"]
     if best:
         lines.append(f"  best checkpoint : {best}")
     lines.append(f"  TensorBoard     : tensorboard --logdir {output_dir / 'tensorboard'}")

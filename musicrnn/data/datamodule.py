@@ -184,6 +184,12 @@ class NoteSequenceDataModule(SplitLoaders, pl.LightningDataModule):
             "duration_mean": float(events[:, 2].mean()),
         }
 
+    def pieces(self, split: str) -> list[np.ndarray]:
+        """The note arrays of one split's pieces (what the evaluation measures generated music against)."""
+        self.setup()
+        corpus = self.load_corpus()
+        return [corpus.piece(i) for i in self.split_indices[split]]
+
     def primer_events(self) -> list[np.ndarray]:
         """The first `seq_len` events of up to `num_primers` held-out (test) pieces, for generation."""
         split = "test" if len(self.split_indices.get("test", [])) else "val"

@@ -22,7 +22,7 @@ from musicrnn.data.corpus import default_cache_dir, prepare_corpus
 from musicrnn.data.loaders import SplitLoaders
 from musicrnn.data.split import SPLITS, split_pieces
 from musicrnn.errors import MusicrnnError
-from musicrnn.pianoroll import PIANO_KEYS, PIANO_LOWEST_PITCH, check_key_range, notes_to_pianoroll, pitch_lists_to_pianoroll
+from musicrnn.pianoroll import PIANO_KEYS, PIANO_LOWEST_PITCH, check_key_range, notes_to_pianoroll, pianoroll_to_notes, pitch_lists_to_pianoroll
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,11 @@ class PianoRollDataModule(SplitLoaders, pl.LightningDataModule):
         """How often each key is on in the training split's target frames (the independent-keys baseline)."""
         frames = [roll[1:] for roll in self.rolls["train"] if len(roll) > 1]
         return np.concatenate(frames).mean(axis=0) if frames else np.zeros(self.num_keys)
+
+    def pieces(self, split: str) -> list[np.ndarray]:
+        """The note arrays of one split's rolls (one held note per run of active frames), on the grid's beats."""
+        self.setup()
+        return [pianoroll_to_notes(roll, self.steps_per_quarter, self.lowest_pitch) for roll in self.rolls[split] if np.any(roll)]
 
     def primer_rolls(self) -> list[np.ndarray]:
         """The first `primer_frames` frames of up to `num_primers` held-out (test) pieces, for generation."""

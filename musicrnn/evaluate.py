@@ -1,0 +1,161 @@
+"""`musicrnn-evaluate`: test a checkpoint (or an ensemble), generate samples and measure them.
+
+    musicrnn-evaluate ckpt_path=logs/train/runs/X/checkpoints/best.ckpt num_samples=32 num_notes=256
+    musicrnn-evaluate experiment=jsb_lstm ckpt_path=.../best.ckpt num_frames=128 output_dir=eval/jsb
+    musicrnn-evaluate ckpt_path='logs/x/multirun/*/checkpoints/best.ckpt'      # an ensemble
+
+Writes to output_dir: metrics.json, report.md, figures/*.png, samples/*.mid (and .wav when FluidSynth is
+installed). The test-split metrics come from the same callbacks as training; the data config must be the
+one the checkpoint was trained on (data=..., or the experiment=... it was trained with).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+import numpy as np
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from musicrnn.checkpoint import expand_checkpoints
+from musicrnn.conf_dir import CONFIG_DIR
+from musicrnn.errors import MidiReadError, MusicrnnError, one_line
+from musicrnn.evaluation import figures
+from musicrnn.evaluation.audio import AudioUnavailable, audio_unavailable_reason, render_wav
+from musicrnn.evaluation.musical import mean_metrics
+from musicrnn.evaluation.novelty import novelty_summary
+from musicrnn.evaluation.report import markdown_report, write_metrics_json
+from musicrnn.evaluation.yang_lerch import yang_lerch
+from musicrnn.generate import sample_checkpoint
+from musicrnn.midi_io import read_midi
+from musicrnn.models.pianoroll_module import PianoRollModule
+from musicrnn.train import train
+
+log = logging.getLogger(__name__)
+
+
+def generate_samples(module, folder: Path, *, num_samples: int, length: int, temperature: float, top_k, top_p, seed) -> list[Path]:
+    """`num_samples` samples spread over the checkpoint's held-out primers (one batch per primer)."""
+    primers = max(1, min(len(module.primers), num_samples))
+    paths: list[Path] = []
+    for index in range(primers):
+        count = num_samples // primers + (index < num_samples % primers)
+        paths += sample_checkpoint(
+            module, folder / f"primer{index}.mid", primer_index=index, primer_notes=0, primer_frames=0,
+            num_notes=length, num_frames=length, num_samples=count, temperature=temperature,
+            top_k=top_k, top_p=top_p, seed=None if seed is None else seed + index,
+        )
+    return paths
+
+
+def _read_generated(paths: list[Path]) -> tuple[list[Path], list[np.ndarray]]:
+    kept, pieces = [], []
+    for path in paths:
+        try:
+            pieces.append(read_midi(path))
+            kept.append(path)
+        except MidiReadError as error:  # e.g. a piano-roll sample that stayed silent
+            log.warning("left out of the measures: %s", one_line(error))
+    if not pieces:
+        raise MusicrnnError("every generated sample is empty: nothing to measure")
+    return kept, pieces
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    output_dir = Path(cfg.paths.output_dir)
+    checkpoints = [str(p) for p in expand_checkpoints(cfg.ckpt_path)]
+    test_metrics, objects = train(cfg, command="musicrnn-evaluate: the test split")  # train=false: tests the checkpoint (or ensemble) as loaded
+    module, datamodule = objects["model"], objects["datamodule"]
+    rolls = isinstance(module, PianoRollModule)
+    length = int(cfg.num_frames if rolls else cfg.num_notes)
+    if length < 1 or int(cfg.num_samples) < 1:
+        raise MusicrnnError(f"num_samples and {'num_frames' if rolls else 'num_notes'} must be >= 1")
+
+    sample_paths = generate_samples(
+        module, output_dir / "samples", num_samples=int(cfg.num_samples), length=length,
+        temperature=float(cfg.temperature), top_k=cfg.top_k, top_p=cfg.top_p, seed=cfg.seed,
+    )
+    sample_paths, generated = _read_generated(sample_paths)
+    training = datamodule.pieces("train")
+    held_out_full = datamodule.pieces("test") or datamodule.pieces("val")
+    held_out_notes = int(np.median([len(p) for p in generated]))
+    held_out = [p[:held_out_notes] for p in held_out_full]
+    scale = {"scale_root": int(cfg.scale_root), "scale_mode": str(cfg.scale_mode)}
+
+    log.info("measuring %d samples against %d training and %d held-out pieces", len(generated), len(training), len(held_out))
+    results = {
+        "setup": {
+            "checkpoints": checkpoints,
+            "data": OmegaConf.select(cfg, "data._target_"),
+            "training_pieces": len(training),
+            "held_out_pieces": len(held_out),
+            "held_out_notes": held_out_notes,
+            "num_samples": int(cfg.num_samples),
+            "samples_written": len(sample_paths),
+            "length": length,
+            "length_unit": "frames" if rolls else "notes",
+            "temperature": float(cfg.temperature),
+            "seed": cfg.seed,
+            "num_primers": max(1, min(len(module.primers), int(cfg.num_samples))),
+            "scale": f"{['C', 'C#', 'D', 'Eb', 'E', 'F', 'F#', 'G', 'Ab', 'A', 'Bb', 'B'][scale['scale_root'] % 12]} {scale['scale_mode']}",
+        },
+        "test": {k[len("test/"):]: v for k, v in test_metrics.items() if k.startswith("test/")},
+        "novelty": {"generated": novelty_summary(generated, training), "held_out": novelty_summary(held_out, training)},
+        "musical": {"generated": mean_metrics(generated, **scale), "held_out": mean_metrics(held_out, **scale)},
+        "yang_lerch": yang_lerch(held_out, generated),
+        "samples": [p.relative_to(output_dir).as_posix() for p in sample_paths],
+    }
+    results["figures"] = write_figures(output_dir, generated, training, checkpoints[0] if len(checkpoints) == 1 else None)
+    results["audio"] = render_samples(output_dir, sample_paths[: int(cfg.audio_samples)])
+
+    write_metrics_json(results, output_dir / "metrics.json")
+    (output_dir / "report.md").write_text(markdown_report(results))
+    print(f"musicrnn-evaluate: wrote {output_dir / 'report.md'} and {output_dir / 'metrics.json'}", flush=True)
+    return results
+
+
+def write_figures(output_dir: Path, generated: list[np.ndarray], training: list[np.ndarray], checkpoint: str | None) -> dict[str, str]:
+    folder = output_dir / "figures"
+    written = {
+        "First 100 notes of sample 0": figures.save(figures.piano_roll_figure(generated[0], count=100), folder / "first_100_notes.png"),
+        "Whole track of sample 0": figures.save(figures.piano_roll_figure(generated[0]), folder / "whole_track.png"),
+        "Pitch, step and duration: generated over training": figures.save(figures.histograms_figure(generated, training), folder / "histograms.png"),
+    }
+    run_logs = Path(checkpoint).resolve().parent.parent / "tensorboard" if checkpoint else None
+    if run_logs is not None and run_logs.is_dir():
+        try:
+            written["Training and validation loss"] = figures.save(figures.loss_curves_figure(run_logs), folder / "loss_curves.png")
+        except MusicrnnError as error:
+            log.warning("no loss curves: %s", one_line(error))
+    return {title: path.relative_to(output_dir).as_posix() for title, path in written.items()}
+
+
+def render_samples(output_dir: Path, midi_paths: list[Path]) -> dict:
+    reason = audio_unavailable_reason()
+    if reason:
+        print(f"musicrnn-evaluate: {reason}", flush=True)
+        return {"unavailable": reason, "wav": []}
+    wavs = []
+    for path in midi_paths:
+        try:
+            wavs.append(render_wav(path).relative_to(output_dir).as_posix())
+        except AudioUnavailable as error:
+            log.warning("%s", one_line(error))
+    return {"wav": wavs}
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    try:
+        evaluate(cfg)
+    except (MusicrnnError, InstantiationException, OmegaConfBaseException, ValueError) as error:
+        print(f"musicrnn-evaluate: error: {one_line(error)}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

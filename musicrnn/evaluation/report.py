@@ -1,0 +1,99 @@
+"""metrics.json and a readable report.md from the numbers of one evaluation."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from musicrnn.evaluation.musical import METRICS
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def write_metrics_json(results: dict, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return path
+
+
+def markdown_report(results: dict) -> str:
+    setup = results["setup"]
+    lines = ["# musicrnn evaluation", ""]
+    lines += [f"- checkpoint: {', '.join(f'`{c}`' for c in setup['checkpoints'])}"]
+    lines += [f"- data: `{setup['data']}` ({setup['training_pieces']} training pieces, {setup['held_out_pieces']} held-out pieces)"]
+    lines += [
+        f"- samples: {setup['samples_written']} of {setup['num_samples']} requested, {setup['length']} {setup['length_unit']} each "
+        f"(temperature {setup['temperature']}, seed {setup['seed']}), primed with {setup['num_primers']} held-out pieces",
+        f"- held-out real music is cut to its first {setup['held_out_notes']} notes (the generated pieces' median length), "
+        "since counts and ranges grow with length",
+        "",
+    ]
+    test = results.get("test") or {}
+    if test:
+        lines += ["## Test split", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {name} | {_fmt(value)} |" for name, value in test.items()]
+        lines.append("")
+
+    novelty = results["novelty"]
+    lines += [
+        "## Novelty and copying",
+        "",
+        "Similarity: cosine of each piece's feature vector (pitch, pitch-class, interval, step and duration histograms) "
+        "to its nearest training piece; novelty = 1 - similarity. Copy rate: share of the piece's 8-grams of "
+        "(pitch, step) found in the training set; longest copied run in notes.",
+        "",
+        "| measure | generated | held-out real |",
+        "|---|---|---|",
+    ]
+    for name in novelty["generated"]:
+        lines.append(f"| {name} | {_fmt(novelty['generated'][name])} | {_fmt(novelty['held_out'][name])} |")
+    lines.append("")
+
+    musical = results["musical"]
+    lines += [
+        "## Musical statistics (MusPy definitions)",
+        "",
+        f"pitch_in_scale_rate is for {setup['scale']}; mean ± standard deviation over pieces.",
+        "",
+        "| metric | generated | held-out real |",
+        "|---|---|---|",
+    ]
+    for name in METRICS:
+        g, r = musical["generated"][name], musical["held_out"][name]
+        lines.append(f"| {name} | {_fmt(g['mean'], 3)} ± {_fmt(g['std'], 3)} | {_fmt(r['mean'], 3)} ± {_fmt(r['std'], 3)} |")
+    lines.append("")
+
+    lines += [
+        "## Yang & Lerch (2018): generated vs held-out real",
+        "",
+        "Overlapping area (1 is best) and KL divergence (0 is best) between the real set's intra-set distance "
+        "distribution and the real-to-generated inter-set one.",
+        "",
+        "| feature | overlap area | KL divergence | mean intra-set distance (real) | mean inter-set distance |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in results["yang_lerch"].items():
+        lines.append(f"| {name} | {_fmt(row['overlap_area'], 3)} | {_fmt(row['kl_divergence'], 3)} | {_fmt(row['intra_real_mean'], 3)} | {_fmt(row['inter_mean'], 3)} |")
+    lines.append("")
+
+    lines += ["## Figures", ""]
+    for title, figure in results["figures"].items():
+        lines += [f"### {title}", "", f"![{title}]({figure})", ""]
+    lines += ["## Samples", ""]
+    audio = results["audio"]
+    if audio.get("unavailable"):
+        lines += [f"{audio['unavailable']}.", ""]
+    for midi in results["samples"][: max(len(audio.get("wav", [])), 4)]:
+        wav = Path(midi).with_suffix(".wav")
+        lines.append(f"- [{Path(midi).name}]({midi})" + (f" · [{wav.name}]({wav.as_posix()})" if wav.as_posix() in audio.get("wav", []) else ""))
+    if len(results["samples"]) > 4:
+        lines.append(f"- ... {len(results['samples'])} MIDI files in `samples/`")
+    lines.append("")
+    return "\n".join(lines)
