@@ -40,11 +40,12 @@ def _density(ax, values: Sequence[np.ndarray], bins, labels: Sequence[str]) -> N
     ax.legend()
 
 
-def histograms_figure(generated: Sequence[np.ndarray], training: Sequence[np.ndarray]) -> plt.Figure:
+def histograms_figure(
+    generated: Sequence[np.ndarray], training: Sequence[np.ndarray], labels: tuple[str, str] = ("generated", "training")
+) -> plt.Figure:
     """Pitch, step and duration distributions of the generated pieces over those of the training pieces.
     Steps and durations are counted in note-value bins (the novelty features' bins)."""
     figure, axes = plt.subplots(1, 3, figsize=(15, 4))
-    labels = ("generated", "training")
 
     def gather(pieces, fn):
         return np.concatenate([fn(p) for p in pieces]) if pieces else np.zeros(0)
