@@ -36,6 +36,7 @@ from musicrnn.models.pianoroll_module import PianoRollModule
 from musicrnn.train import train
 
 log = logging.getLogger(__name__)
+MIN_HELD_OUT = 8
 
 
 def generate_samples(module, folder: Path, *, num_samples: int, length: int, temperature: float, top_k, top_p, seed) -> list[Path]:
@@ -81,7 +82,12 @@ def evaluate(cfg: DictConfig) -> dict:
     )
     sample_paths, generated = _read_generated(sample_paths)
     training = datamodule.pieces("train")
-    held_out_full = datamodule.pieces("test") or datamodule.pieces("val")
+    # Real music the model never trained on: the test split, and the validation split too when the test
+    # split is small (the distance distributions of Yang & Lerch need several pieces).
+    held_out_splits = ["test"] if len(datamodule.pieces("test")) >= MIN_HELD_OUT else ["test", "val"]
+    held_out_full = [piece for split in held_out_splits for piece in datamodule.pieces(split)]
+    if not held_out_full:
+        raise MusicrnnError("the data has no test or validation pieces to compare the samples with")
     held_out_notes = int(np.median([len(p) for p in generated]))
     held_out = [p[:held_out_notes] for p in held_out_full]
     scale = {"scale_root": int(cfg.scale_root), "scale_mode": str(cfg.scale_mode)}
@@ -93,6 +99,7 @@ def evaluate(cfg: DictConfig) -> dict:
             "data": OmegaConf.select(cfg, "data._target_"),
             "training_pieces": len(training),
             "held_out_pieces": len(held_out),
+            "held_out_splits": held_out_splits,
             "held_out_notes": held_out_notes,
             "num_samples": int(cfg.num_samples),
             "samples_written": len(sample_paths),
@@ -106,7 +113,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "test": {k[len("test/"):]: v for k, v in test_metrics.items() if k.startswith("test/")},
         "novelty": {"generated": novelty_summary(generated, training), "held_out": novelty_summary(held_out, training)},
         "musical": {"generated": mean_metrics(generated, **scale), "held_out": mean_metrics(held_out, **scale)},
-        "yang_lerch": yang_lerch(held_out, generated),
+        "yang_lerch": yang_lerch(held_out, generated) if len(held_out) >= 2 else {},
         "samples": [p.relative_to(output_dir).as_posix() for p in sample_paths],
     }
     results["figures"] = write_figures(output_dir, generated, training, checkpoints[0] if len(checkpoints) == 1 else None)

@@ -63,8 +63,7 @@ def train(cfg: DictConfig, command: str = "musicrnn-train") -> tuple[dict[str, f
         pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
 
-    if cfg.get("train") or not checkpoints:  # a tested checkpoint brings its own model, checked below
-        check_data_and_model_kinds(cfg)
+    check_data_and_model_kinds(cfg)  # the model config also sets the data's windows: it must fit, tested or not
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
     if ensemble:
         model: pl.LightningModule = load_model(checkpoints, cfg.get("ensemble_weights"))

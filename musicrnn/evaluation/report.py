@@ -27,7 +27,8 @@ def markdown_report(results: dict) -> str:
     setup = results["setup"]
     lines = ["# musicrnn evaluation", ""]
     lines += [f"- checkpoint: {', '.join(f'`{c}`' for c in setup['checkpoints'])}"]
-    lines += [f"- data: `{setup['data']}` ({setup['training_pieces']} training pieces, {setup['held_out_pieces']} held-out pieces)"]
+    lines += [f"- data: `{setup['data']}` ({setup['training_pieces']} training pieces, {setup['held_out_pieces']} held-out pieces: "
+              f"the {' and '.join(setup['held_out_splits'])} split{'s' if len(setup['held_out_splits']) > 1 else ''})"]
     lines += [
         f"- samples: {setup['samples_written']} of {setup['num_samples']} requested, {setup['length']} {setup['length_unit']} each "
         f"(temperature {setup['temperature']}, seed {setup['seed']}), primed with {setup['num_primers']} held-out pieces",
@@ -79,6 +80,8 @@ def markdown_report(results: dict) -> str:
         "| feature | overlap area | KL divergence | mean intra-set distance (real) | mean inter-set distance |",
         "|---|---|---|---|---|",
     ]
+    if not results["yang_lerch"]:
+        lines.append("| (needs at least 2 held-out pieces) | | | | |")
     for name, row in results["yang_lerch"].items():
         lines.append(f"| {name} | {_fmt(row['overlap_area'], 3)} | {_fmt(row['kl_divergence'], 3)} | {_fmt(row['intra_real_mean'], 3)} | {_fmt(row['inter_mean'], 3)} |")
     lines.append("")
