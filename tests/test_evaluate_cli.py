@@ -113,8 +113,12 @@ def test_evaluate_a_piano_roll_checkpoint_on_jsb_chorales(tmp_path, monkeypatch)
     monkeypatch.setenv("MUSICRNN_JSB_CHORALES", str(require_shared("jsb_chorales", "JSB Chorales.pickle")))
     cli("musicrnn-train", "experiment=jsb_lstm", f"paths.log_dir={tmp_path / 'logs'}", "trainer.max_epochs=2",
         "trainer.limit_train_batches=4", "model.hidden_size=32", "model.dense_size=32", "sample.num_frames=0",
+        "callbacks.sample_logger.every_n_epochs=2", "callbacks.sample_logger.audio=false",
         "trainer.enable_progress_bar=false", cwd=tmp_path)
     (run_dir,) = (tmp_path / "logs" / "jsb_lstm" / "runs").iterdir()
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert len(events.Images("samples/piano_roll")) == 1  # the piano-roll model's samples, after epoch 2
     out = tmp_path / "eval"
     cli("musicrnn-evaluate", "experiment=jsb_lstm", f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", "num_samples=4",
         "num_frames=32", "audio_samples=1", f"output_dir={out}", "trainer.enable_progress_bar=false", cwd=tmp_path)

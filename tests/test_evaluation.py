@@ -15,7 +15,7 @@ from musicrnn.evaluation.audio import audio_unavailable_reason, read_wav_mono, r
 from musicrnn.evaluation.features import interval_histogram, novelty_features, time_histogram, TIME_BIN_CENTRES
 from musicrnn.evaluation.musical import musical_metrics
 from musicrnn.evaluation.novelty import NgramIndex, longest_true_run, nearest_similarity, novelty_summary
-from musicrnn.evaluation.yang_lerch import overlap_and_kl, yang_lerch
+from musicrnn.evaluation.yang_lerch import FEATURES, overlap_and_kl, yang_lerch
 from musicrnn.midi_io import find_midi_files, notes_from_columns, read_midi, write_midi
 
 
@@ -107,6 +107,28 @@ def test_yang_lerch_overlap_is_one_for_the_same_distribution_and_falls_for_anoth
     near, far = yang_lerch(real, alike), yang_lerch(real, noise)
     for feature in ("pitch_range", "pitch_class_histogram", "avg_pitch_interval"):
         assert near[feature]["overlap_area"] > far[feature]["overlap_area"], feature
+
+
+def test_yang_lerch_features_of_a_scale_and_a_chord():
+    values = {name: feature(C_MAJOR_SCALE) for name, feature in FEATURES.items()}
+    assert values["pitch_count"][0] == 8 and values["pitch_range"][0] == 12
+    assert values["avg_pitch_interval"][0] == pytest.approx(12 / 7) and values["avg_ioi"][0] == pytest.approx(1.0)
+    assert values["pitch_class_histogram"][0] == pytest.approx(2 / 8) and values["note_length_histogram"][8] == 1.0  # 1 beat
+    chord_then_note = beats([60, 64, 67, 72], [0, 0, 0, 2], 2.0)
+    assert FEATURES["avg_ioi"](chord_then_note)[0] == pytest.approx(2.0)  # onsets 0 and 2: the chord is one onset
+
+
+def test_real_pieces_against_their_own_corpus_have_similarity_one_and_copy_rate_one():
+    pop909 = require_shared("pop909", "POP909")
+    pop = [read_midi(p) for p in sorted(pop909.glob("0[0-1]?/0[0-1]?.mid"))[:12]]
+    from music21 import corpus
+
+    chorale = read_midi(Path(corpus.parse("bach/bwv269").write("midi")))
+    pieces = pop + [chorale]
+    summary = novelty_summary([pop[5], chorale], pieces)
+    assert summary["similarity_mean"] == pytest.approx(1.0) and summary["copy_rate_mean"] == 1.0
+    others = novelty_summary([chorale], pop)  # a chorale among pop songs: far, and nothing copied
+    assert others["similarity_mean"] < 0.9 and others["copy_rate_mean"] == 0.0
 
 
 def test_yang_lerch_on_real_chorales_against_themselves_overlaps_more_than_against_pop():
