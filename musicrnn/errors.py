@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 
 class MusicrnnError(Exception):
@@ -26,3 +29,17 @@ class CheckpointError(MusicrnnError):
 def one_line(error: BaseException) -> str:
     """An error's message with its lines joined, for a CLI's single error line."""
     return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
+@contextmanager
+def errors_as_one_line(command: str, *also: type[BaseException]) -> Iterator[None]:
+    """A CLI's guard: bad input (a MusicrnnError, a Hydra/OmegaConf config error, or one of `also`) ends
+    the program with `COMMAND: error: ...` on one line and exit status 1, not a traceback."""
+    from hydra.errors import InstantiationException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        yield
+    except (MusicrnnError, InstantiationException, OmegaConfBaseException, *also) as error:
+        print(f"{command}: error: {one_line(error)}", file=sys.stderr)
+        raise SystemExit(1) from None

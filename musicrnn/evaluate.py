@@ -12,18 +12,15 @@ one the checkpoint was trained on (data=..., or the experiment=... it was traine
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
 import numpy as np
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from musicrnn.checkpoint import expand_checkpoints
 from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.errors import MidiReadError, MusicrnnError, one_line
+from musicrnn.errors import MidiReadError, MusicrnnError, errors_as_one_line, one_line
 from musicrnn.evaluation import figures
 from musicrnn.evaluation.audio import AudioUnavailable, audio_unavailable_reason, render_wav
 from musicrnn.evaluation.musical import mean_metrics
@@ -157,11 +154,8 @@ def render_samples(output_dir: Path, midi_paths: list[Path]) -> dict:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    try:
+    with errors_as_one_line("musicrnn-evaluate", ValueError):
         evaluate(cfg)
-    except (MusicrnnError, InstantiationException, OmegaConfBaseException, ValueError) as error:
-        print(f"musicrnn-evaluate: error: {one_line(error)}", file=sys.stderr)
-        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 
 import hydra
 import numpy as np
 from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
 
 from musicrnn.checkpoint import load_model
 from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.errors import MusicrnnError, one_line
+from musicrnn.errors import MusicrnnError, errors_as_one_line
 from musicrnn.midi_io import read_midi, write_midi
 from musicrnn.models.note_module import NoteLSTMModule
 from musicrnn.models.pianoroll_module import PianoRollModule
@@ -179,11 +177,8 @@ def generate(cfg: DictConfig) -> list[Path]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="generate")
 def main(cfg: DictConfig) -> None:
-    try:
+    with errors_as_one_line("musicrnn-generate", ValueError):  # bad input or arguments: one line
         generate(cfg)
-    except (MusicrnnError, ValueError, OmegaConfBaseException) as error:  # bad input or arguments: one line
-        print(f"musicrnn-generate: error: {one_line(error)}", file=sys.stderr)
-        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

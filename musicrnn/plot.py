@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import glob
 import os
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
 
 from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.errors import MusicrnnError, one_line
+from musicrnn.errors import MusicrnnError, errors_as_one_line
 from musicrnn.evaluation import figures
 from musicrnn.midi_io import find_midi_files, read_midi
 
@@ -61,11 +59,8 @@ def plot(cfg: DictConfig) -> list[Path]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="plot")
 def main(cfg: DictConfig) -> None:
-    try:
+    with errors_as_one_line("musicrnn-plot", FileNotFoundError):
         plot(cfg)
-    except (MusicrnnError, OmegaConfBaseException, FileNotFoundError) as error:
-        print(f"musicrnn-plot: error: {one_line(error)}", file=sys.stderr)
-        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

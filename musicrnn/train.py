@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -17,16 +16,14 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-from hydra.errors import InstantiationException
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from musicrnn.checkpoint import expand_checkpoints, load_model, load_module
 from musicrnn.conf_dir import CONFIG_DIR
 from musicrnn.data.pianoroll_data import PianoRollDataModule
-from musicrnn.errors import CheckpointError, MusicrnnError, one_line
+from musicrnn.errors import CheckpointError, MusicrnnError, errors_as_one_line
 from musicrnn.generate import sample_checkpoint
 from musicrnn.models.pianoroll_module import PianoRollModule
 
@@ -190,12 +187,8 @@ def _print_summary(command: str, output_dir: Path, best: str, samples: list[Path
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    try:
+    with errors_as_one_line("musicrnn-train"):  # bad data, config value or checkpoint: what and why
         metrics, _ = train(cfg)
-    except (MusicrnnError, InstantiationException, OmegaConfBaseException) as error:
-        # Bad data, a bad or missing config value, or a bad checkpoint: say what and why in one line.
-        print(f"musicrnn-train: error: {one_line(error)}", file=sys.stderr)
-        raise SystemExit(1) from None
     monitor = _monitor(cfg)
     return metrics.get(monitor) if monitor else None
 

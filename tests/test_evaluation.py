@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import wave
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from musicrnn.evaluation.features import interval_histogram, novelty_features, t
 from musicrnn.evaluation.musical import musical_metrics
 from musicrnn.evaluation.novelty import NgramIndex, longest_true_run, nearest_similarity, novelty_summary
 from musicrnn.evaluation.yang_lerch import FEATURES, overlap_and_kl, yang_lerch
-from musicrnn.midi_io import find_midi_files, notes_from_columns, read_midi, write_midi
+from musicrnn.midi_io import find_midi_files, notes_from_columns, read_midi
 
 
 def beats(pitches, onsets, lengths=1.0) -> np.ndarray:

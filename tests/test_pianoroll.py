@@ -21,7 +21,7 @@ from musicrnn.errors import MusicrnnError
 from musicrnn.midi_io import read_midi, write_midi
 from musicrnn.models import PianoRollModule
 from musicrnn.models.pianoroll_module import frame_nll, target_mask
-from musicrnn.pianoroll import notes_to_pianoroll, pianoroll_to_notes, pianoroll_to_pitch_lists, pitch_lists_to_pianoroll
+from musicrnn.pianoroll import notes_to_pianoroll, pianoroll_to_notes, pianoroll_to_pitch_lists
 from musicrnn.sampling import generate_frames
 
 JSB = ("jsb_chorales", "JSB Chorales.pickle")
