@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import time
 import warnings
 from pathlib import Path
@@ -89,10 +91,13 @@ def train(cfg: DictConfig, command: str = "musicrnn-train") -> tuple[dict[str, f
         trainer.test(model, datamodule=datamodule, ckpt_path=None if tested_as_loaded else best or None, verbose=False)
         metrics.update(_scalar_metrics(trainer.callback_metrics))
 
-    _log_hparams(loggers, datamodule, model, metrics.get(_monitor(cfg) or "", float("nan")))
+    objective, diverged = _objective(cfg, trainer, metrics)
+    _log_hparams(loggers, datamodule, model, objective)
 
     sample_paths = []
     sample_cfg = cfg.get("sample") or {}
+    if not trainer.is_global_zero:  # under DDP: one process writes the sample, the summary and metrics.json
+        sample_cfg = {}
     sampled = model if tested_as_loaded else load_module(best) if best and sample_cfg else None
     # A note model's sample is num_notes long, a piano-roll model's num_frames; 0 or null means no sample.
     length = sample_cfg.get("num_frames" if isinstance(sampled, PianoRollModule) else "num_notes")
@@ -110,9 +115,41 @@ def train(cfg: DictConfig, command: str = "musicrnn-train") -> tuple[dict[str, f
         )
 
     elapsed = time.perf_counter() - started
-    _print_summary(command, output_dir, best, sample_paths, metrics, elapsed)
-    objects = {"datamodule": datamodule, "model": model, "trainer": trainer, "best_checkpoint": best, "samples": sample_paths}
+    if trainer.is_global_zero:
+        _write_metrics_json(output_dir, cfg, objective, diverged, best, metrics, elapsed, trainer.current_epoch if cfg.get("train") else 0)
+        _print_summary(command, output_dir, best, sample_paths, metrics, elapsed)
+    objects = {"datamodule": datamodule, "model": model, "trainer": trainer, "best_checkpoint": best,
+               "samples": sample_paths, "objective": objective, "diverged": diverged}
     return metrics, objects
+
+
+def _objective(cfg: DictConfig, trainer: pl.Trainer, metrics: dict[str, float]) -> tuple[float, bool]:
+    """What a sweeper optimises: the best value of the checkpoint's monitored metric (default val/loss).
+    A run whose loss went non-finite (diverged) gets the worst value, +inf (or -inf when maximising), so a
+    sweep records a bad trial and goes on."""
+    monitor, mode = _monitor(cfg), OmegaConf.select(cfg, "callbacks.model_checkpoint.mode") or "min"
+    worst = float("inf") if mode == "min" else float("-inf")
+    if not monitor:
+        return float("nan"), False
+    non_finite = [name for name in (monitor, "train/loss_epoch") if name in metrics and not math.isfinite(metrics[name])]
+    if cfg.get("train") and non_finite:
+        log.warning("the run diverged (%s is not finite): its objective is %s", non_finite[0], worst)
+        return worst, True
+    callback = trainer.checkpoint_callback
+    best = callback.best_model_score if callback is not None and callback.monitor == monitor else None
+    value = float(best) if best is not None else metrics.get(monitor, float("nan"))
+    return value, False
+
+
+def _write_metrics_json(output_dir: Path, cfg: DictConfig, objective: float, diverged: bool, best: str,
+                        metrics: dict[str, float], elapsed: float, epochs: int) -> None:
+    """The run's numbers in one file (what musicrnn-sweep-report reads for each job)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "objective": objective, "monitor": _monitor(cfg), "diverged": diverged, "best_checkpoint": best,
+        "seconds": round(elapsed, 1), "epochs": epochs, "metrics": metrics,
+    }
+    (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def check_data_and_model_kinds(cfg: DictConfig) -> None:
@@ -188,9 +225,8 @@ def _print_summary(command: str, output_dir: Path, best: str, samples: list[Path
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     with errors_as_one_line("musicrnn-train"):  # bad data, config value or checkpoint: what and why
-        metrics, _ = train(cfg)
-    monitor = _monitor(cfg)
-    return metrics.get(monitor) if monitor else None
+        _, objects = train(cfg)
+    return objects["objective"] if _monitor(cfg) else None
 
 
 if __name__ == "__main__":

@@ -140,4 +140,5 @@ class NoteMetrics(StageMetrics):
             values.update(scores.compute(f"{split}/{name}_"))
             scores.reset()
         finite = {k: v for k, v in values.items() if math.isfinite(float(v))}
-        pl_module.log_dict(finite, on_step=False, on_epoch=True, prog_bar=False)
+        # torchmetrics has already gathered every DDP process's counts; sync_dist only tells Lightning so.
+        pl_module.log_dict(finite, on_step=False, on_epoch=True, prog_bar=False, sync_dist=True)

@@ -7,6 +7,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from musicrnn.models.loss_logging import log_loss
 from musicrnn.models.note_lstm import NoteLSTM, NoteLSTMConfig, NoteLSTMOutput
 from musicrnn.representation import DURATION, PITCH, STEP, TIME_UNITS
 
@@ -99,13 +100,13 @@ class NoteLSTMModule(pl.LightningModule):
             + self.hparams.duration_loss_weight * duration_loss
         )
         n = pitch_target.numel()
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=n)
+        log_loss(self, stage, loss, n)
         self.log_dict(
             {f"{stage}/pitch_loss": pitch_loss, f"{stage}/step_loss": step_loss, f"{stage}/duration_loss": duration_loss},
             on_step=False,
             on_epoch=True,
             batch_size=n,
+            sync_dist=True,
         )
         # Everything the metric callbacks need, detached: they see it in on_*_batch_end.
         result = {

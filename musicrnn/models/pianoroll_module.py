@@ -7,6 +7,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from musicrnn.models.loss_logging import log_loss
 from musicrnn.models.pianoroll_rnn import PianoRollRNN, PianoRollRNNConfig
 from musicrnn.pianoroll import PIANO_KEYS, PIANO_LOWEST_PITCH, check_key_range
 
@@ -89,7 +90,7 @@ class PianoRollModule(pl.LightningModule):
         mask = target_mask(lengths, targets.shape[1])
         nll = frame_nll(logits, targets)[mask]
         loss = nll.mean()
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=nll.numel())
+        log_loss(self, stage, loss, nll.numel())
         # What the metric callback needs, detached, real frames only.
         return {"loss": loss, "frame_nll": nll.detach(), "frame_logits": logits[mask].detach(), "frame_target": targets[mask]}
 
