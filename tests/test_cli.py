@@ -34,7 +34,8 @@ def cli(name: str, *args: str, cwd: Path, check: bool = True, as_module: bool = 
     """Run a console script as installed (or `python -m musicrnn.<module>` with as_module)."""
     script = shutil.which(name)
     module = {"musicrnn-train": "musicrnn.train", "musicrnn-generate": "musicrnn.generate",
-              "musicrnn-evaluate": "musicrnn.evaluate", "musicrnn-plot": "musicrnn.plot"}[name]
+              "musicrnn-evaluate": "musicrnn.evaluate", "musicrnn-plot": "musicrnn.plot",
+              "musicrnn-sweep-report": "musicrnn.sweep_report"}[name]
     command = [script] if script and not as_module else [sys.executable, "-m", module]
     result = subprocess.run(
         [*command, *args], cwd=cwd, capture_output=True, text=True, timeout=600, env={**os.environ, "HYDRA_FULL_ERROR": "0"}
