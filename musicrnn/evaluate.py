@@ -42,11 +42,14 @@ def generate_samples(module, folder: Path, *, num_samples: int, length: int, tem
     paths: list[Path] = []
     for index in range(primers):
         count = num_samples // primers + (index < num_samples % primers)
-        paths += sample_checkpoint(
+        written = sample_checkpoint(
             module, folder / f"primer{index}.mid", primer_index=index, primer_notes=0, primer_frames=0,
             num_notes=length, num_frames=length, num_samples=count, temperature=temperature,
             top_k=top_k, top_p=top_p, seed=None if seed is None else seed + index,
         )
+        if count == 1:  # one sample is written without a number: name it like the others
+            written = [written[0].replace(written[0].with_name(f"primer{index}_00.mid"))]
+        paths += written
     return paths
 
 
@@ -65,6 +68,8 @@ def _read_generated(paths: list[Path]) -> tuple[list[Path], list[np.ndarray]]:
 
 def evaluate(cfg: DictConfig) -> dict:
     output_dir = Path(cfg.paths.output_dir)
+    if not cfg.get("ckpt_path"):
+        raise MusicrnnError("ckpt_path is not set: musicrnn-evaluate ckpt_path=logs/train/runs/<run>/checkpoints/best.ckpt (or a list or glob of them)")
     checkpoints = [str(p) for p in expand_checkpoints(cfg.ckpt_path)]
     test_metrics, objects = train(cfg, command="musicrnn-evaluate: the test split")  # train=false: tests the checkpoint (or ensemble) as loaded
     module, datamodule = objects["model"], objects["datamodule"]
@@ -72,6 +77,8 @@ def evaluate(cfg: DictConfig) -> dict:
     length = int(cfg.num_frames if rolls else cfg.num_notes)
     if length < 1 or int(cfg.num_samples) < 1:
         raise MusicrnnError(f"num_samples and {'num_frames' if rolls else 'num_notes'} must be >= 1")
+    unit = "num_frames frames (a piano-roll model; num_notes is for note models)" if rolls else "num_notes notes"
+    print(f"musicrnn-evaluate: generating {cfg.num_samples} samples of {length} {unit}", flush=True)
 
     sample_paths = generate_samples(
         module, output_dir / "samples", num_samples=int(cfg.num_samples), length=length,
@@ -85,8 +92,17 @@ def evaluate(cfg: DictConfig) -> dict:
     held_out_full = [piece for split in held_out_splits for piece in datamodule.pieces(split)]
     if not held_out_full:
         raise MusicrnnError("the data has no test or validation pieces to compare the samples with")
+    # Counts and ranges grow with length: real pieces are cut to the samples' length, in notes for a note
+    # model, in beats (the frames' span) for a piano-roll model.
     held_out_notes = int(np.median([len(p) for p in generated]))
-    held_out = [p[:held_out_notes] for p in held_out_full]
+    if rolls:
+        beats = length / module.hparams.steps_per_quarter
+        held_out = [p[p["start_beat"] < beats] for p in held_out_full]
+        held_out_cut = f"its first {beats:g} beats (the samples' {length} frames)"
+    else:
+        held_out = [p[:held_out_notes] for p in held_out_full]
+        held_out_cut = f"its first {held_out_notes} notes (the samples' length)"
+    held_out = [p for p in held_out if len(p)]
     scale = {"scale_root": int(cfg.scale_root), "scale_mode": str(cfg.scale_mode)}
 
     log.info("measuring %d samples against %d training and %d held-out pieces", len(generated), len(training), len(held_out))
@@ -97,7 +113,7 @@ def evaluate(cfg: DictConfig) -> dict:
             "training_pieces": len(training),
             "held_out_pieces": len(held_out),
             "held_out_splits": held_out_splits,
-            "held_out_notes": held_out_notes,
+            "held_out_cut": held_out_cut,
             "num_samples": int(cfg.num_samples),
             "samples_written": len(sample_paths),
             "length": length,
@@ -130,7 +146,9 @@ def write_figures(output_dir: Path, generated: list[np.ndarray], training: list[
         "Pitch, step and duration: generated over training": figures.save(figures.histograms_figure(generated, training), folder / "histograms.png"),
     }
     run_logs = Path(checkpoint).resolve().parent.parent / "tensorboard" if checkpoint else None
-    if run_logs is not None and run_logs.is_dir():
+    if run_logs is None:
+        log.info("no loss curves for an ensemble: its members were trained in runs of their own (musicrnn-plot run_dir=...)")
+    elif run_logs.is_dir():
         try:
             written["Training and validation loss"] = figures.save(figures.loss_curves_figure(run_logs), folder / "loss_curves.png")
         except MusicrnnError as error:

@@ -25,7 +25,10 @@ from musicrnn.midi_io import find_midi_files, read_midi
 def _midi_files(spec: str) -> list[Path]:
     text = os.path.expanduser(str(spec))
     if Path(text).is_dir():
-        return find_midi_files(text)
+        files = find_midi_files(text)
+        if not files:
+            raise MusicrnnError(f"{text}: no MIDI file (.mid, .midi) in this folder")
+        return files
     paths = sorted(Path(p) for p in glob.glob(text, recursive=True)) if any(c in text for c in "*?[") else [Path(text)]
     if not paths:
         raise MusicrnnError(f"{text}: no MIDI file matches")

@@ -170,7 +170,7 @@ def check_model_matches_data(model: pl.LightningModule, datamodule: pl.Lightning
     """A model (built, or loaded from checkpoints) must read the data's representation."""
     if isinstance(model, PianoRollModule) != isinstance(datamodule, PianoRollDataModule):
         kind = "piano-roll" if isinstance(model, PianoRollModule) else "note"
-        raise MusicrnnError(f"the checkpoint holds a {kind} model but the data config gives {'notes' if kind == 'piano-roll' else 'piano rolls'}: choose a matching data=")
+        raise MusicrnnError(f"the checkpoint holds a {kind} model but the data config gives {'notes' if kind == 'piano-roll' else 'piano rolls'}: choose the data= (or experiment=) it was trained with")
     names = ("num_keys", "lowest_pitch", "steps_per_quarter") if isinstance(model, PianoRollModule) else ("time_unit",)
     for name in names:
         mine, data = model.hparams.get(name), getattr(datamodule, name, None)

@@ -95,6 +95,8 @@ def test_evaluate_an_ensemble_and_bad_checkpoints(run_with_samples, session_corp
     result = cli("musicrnn-evaluate", f"ckpt_path={tmp_path / 'missing.ckpt'}", f"output_dir={tmp_path / 'x'}", cwd=tmp_path, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"musicrnn-evaluate: error: checkpoint {tmp_path / 'missing.ckpt'}: file not found" in result.stderr
+    result = cli("musicrnn-evaluate", f"output_dir={tmp_path / 'y'}", cwd=tmp_path, check=False)
+    assert result.returncode == 1 and result.stderr.startswith("musicrnn-evaluate: error: ckpt_path is not set")
 
 
 def test_plot_draws_loss_curves_and_a_midi_file(run_with_samples, session_corpus, tmp_path):
@@ -125,7 +127,9 @@ def test_evaluate_a_piano_roll_checkpoint_on_jsb_chorales(tmp_path, monkeypatch)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["setup"]["training_pieces"] == 229 and metrics["setup"]["held_out_pieces"] == 77
     assert metrics["setup"]["length_unit"] == "frames" and 0 < metrics["test"]["frame_nll"] < 88 * math.log(2)
+    assert metrics["samples"] == [f"samples/primer{i}_00.mid" for i in range(4)]  # one per primer, numbered alike
     for sample in metrics["samples"]:
         assert read_midi(out / sample)["end_beat"].max() <= 32  # 32 quarter-note frames
+    assert metrics["setup"]["held_out_cut"] == "its first 32 beats (the samples' 32 frames)"
     assert 0 <= metrics["novelty"]["generated"]["novelty_mean"] <= 1
     assert metrics["musical"]["held_out"]["polyphony"]["mean"] > 2  # four-part chorales

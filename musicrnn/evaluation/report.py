@@ -32,8 +32,7 @@ def markdown_report(results: dict) -> str:
     lines += [
         f"- samples: {setup['samples_written']} of {setup['num_samples']} requested, {setup['length']} {setup['length_unit']} each "
         f"(temperature {setup['temperature']}, seed {setup['seed']}), primed with {setup['num_primers']} held-out pieces",
-        f"- held-out real music is cut to its first {setup['held_out_notes']} notes (the generated pieces' median length), "
-        "since counts and ranges grow with length",
+        f"- held-out real music is cut to {setup['held_out_cut']}, since counts and ranges grow with length",
         "",
     ]
     test = results.get("test") or {}
@@ -87,6 +86,8 @@ def markdown_report(results: dict) -> str:
     lines.append("")
 
     lines += ["## Figures", ""]
+    if len(setup["checkpoints"]) > 1:
+        lines += ["(No loss curves for an ensemble: its members' runs have their own, `musicrnn-plot run_dir=...`.)", ""]
     for title, figure in results["figures"].items():
         lines += [f"### {title}", "", f"![{title}]({figure})", ""]
     lines += ["## Samples", ""]
