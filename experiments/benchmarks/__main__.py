@@ -1,0 +1,117 @@
+"""musicrnn's benchmark suite: every measurement side by side in one run, a table, and JSON.
+
+    python -m experiments.benchmarks                     # the full suite (about 5 minutes on 2 cores)
+    python -m experiments.benchmarks --quick             # a tiny setting (what the test suite runs)
+    python -m experiments.benchmarks --out results.json --corpus ~/midis --pop909 /path/to/POP909
+
+Each measurement runs in a fresh subprocess (its own peak RSS, no shared warm caches). Targets are those
+of the performance issue; see experiments/benchmarks/README.md for the latest table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_one(name: str, kwargs: dict) -> dict:
+    command = [sys.executable, "-m", "experiments.benchmarks.one", name, json.dumps(kwargs)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        raise SystemExit(f"benchmark {name} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs, measures nothing")
+    parser.add_argument("--out", type=Path, default=Path("experiments/benchmarks/results.json"))
+    parser.add_argument("--corpus", help="a MIDI folder for the training measurements (default: the built-in Bach chorales)")
+    parser.add_argument("--pop909", default=os.environ.get("MUSICRNN_POP909"), help="the POP909 folder for data preparation")
+    args = parser.parse_args()
+
+    from experiments.benchmarks.suite import lstm_flops_per_step, machine
+
+    results = {"machine": machine(), "quick": args.quick}
+    common = {"quick": args.quick}
+    train = {**common, "corpus": args.corpus}
+    results["matmul_peak"] = run_one("matmul_peak", common)
+    results["plain_training"] = run_one("plain_training", train)
+    results["lightning_training"] = run_one("lightning_training", train)
+    results["generation"] = run_one("generation", common)
+    results["ensemble_generation"] = run_one("ensemble_generation", common)
+    if args.pop909 and Path(args.pop909).is_dir():
+        for workers in (1, 2):
+            results[f"data_preparation_{workers}"] = run_one("data_preparation", {"corpus": args.pop909, "workers": workers})
+
+    rows = table(results, lstm_flops_per_step())
+    results["table"] = rows
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown(results, rows))
+    print(f"\nwrote {args.out}")
+
+
+def table(r: dict, flops_per_step: float) -> list[dict]:
+    """(measurement, value, target, met) rows."""
+    peak = r["matmul_peak"]["matmul_gflops"] * 1e9
+    plain, lightning = r["plain_training"], r["lightning_training"]
+    gen, ens = r["generation"], r["ensemble_generation"]
+    rows = [
+        ("training: plain PyTorch loop (time steps/s)", plain["plain_steps_per_s"], None),
+        ("training: musicrnn DataModule + LightningModule + Trainer (time steps/s)", lightning["lightning_steps_per_s"], None),
+        ("training: musicrnn / plain", lightning["lightning_steps_per_s"] / plain["plain_steps_per_s"], (">=", 0.97)),
+        ("training: share of step time waiting for data", lightning["data_wait_fraction"], ("<=", 0.05)),
+        ("fp32 matmul peak (GFLOP/s)", peak / 1e9, None),
+        ("training FLOP/s / peak, plain loop", plain["plain_steps_per_s"] * flops_per_step / peak, None),
+        ("training FLOP/s / peak, musicrnn", lightning["lightning_steps_per_s"] * flops_per_step / peak, (">=", 0.55)),
+        ("generation, batch 1: musicrnn (notes/s)", gen["carried_notes_per_s_b1"], (">=", 10_000)),
+        ("generation, batch 1: window re-run, the tutorial (notes/s)", gen["window_notes_per_s_b1"], None),
+        ("generation, batch 16: musicrnn (notes/s, total)", gen["carried_notes_per_s_b16"], (">=", 100_000)),
+        ("generation, batch 16: window re-run (notes/s, total)", gen["window_notes_per_s_b16"], None),
+        ("ensemble generation: time of K=5 / one model", ens["ensemble5_ratio"], ("<=", 2.0)),
+    ]
+    if "data_preparation_1" in r:
+        one, two = r["data_preparation_1"], r["data_preparation_2"]
+        rows += [
+            (f"data preparation, 1 worker ({one['files']} files/s)", one["files_per_s"], None),
+            ("data preparation, 2 workers (files/s)", two["files_per_s"], None),
+            ("data preparation: 2 workers / 1", two["files_per_s"] / one["files_per_s"], (">=", 1.8)),
+            ("reload a prepared corpus from the cache (s)", two["reload_seconds"], ("<", 0.5)),
+            ("peak RSS of preparation, 2 workers (MiB, parent process)", two["peak_rss_mib"], None),
+        ]
+    rows += [
+        ("peak RSS of training, batch 64 (MiB)", lightning["peak_rss_mib"], None),
+        ("peak RSS of generation (MiB)", gen["peak_rss_mib"], None),
+    ]
+    out = []
+    for name, value, target in rows:
+        met = None
+        if target:
+            op, bound = target
+            met = {">=": value >= bound, "<=": value <= bound, "<": value < bound}[op]
+        out.append({"measurement": name, "value": value, "target": f"{target[0]} {target[1]:g}" if target else "", "met": met})
+    return out
+
+
+def markdown(r: dict, rows: list[dict]) -> str:
+    m = r["machine"]
+    lines = [f"{m['cpu']}, {m['cpu_count']} cores, torch {m['torch']} ({m['torch_threads']} threads), Python {m['python']}"
+             + (" — QUICK: tiny sizes, not measurements" if r["quick"] else ""), "",
+             "| measurement | value | target | met |", "|---|---|---|---|"]
+    for row in rows:
+        value = row["value"]
+        text = f"{value:,.0f}" if value >= 100 else f"{value:.3f}"
+        met = "" if row["met"] is None else ("yes" if row["met"] else "**no**")
+        lines.append(f"| {row['measurement']} | {text} | {row['target']} | {met} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

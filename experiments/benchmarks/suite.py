@@ -1,0 +1,248 @@
+"""The measurements of musicrnn's benchmark suite; `python -m experiments.benchmarks` runs them all.
+
+Each measurement is a function returning a dict of numbers. The runner executes each one in a fresh
+subprocess, so its peak memory (ru_maxrss) is its own and no measurement warms another's caches.
+Times are medians over repeats after a warm-up.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from musicrnn.models.note_lstm import NoteLSTM, NoteLSTMConfig
+from musicrnn.models.note_module import positive_pressure_mse
+
+SEED_MODEL = NoteLSTMConfig(hidden_size=128, num_layers=3, dropout=0.3, dense_size=256)  # the paper's model
+SEQ_LEN = 100
+BATCH = 64
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def machine() -> dict:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    return {"cpu": model, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version()}
+
+
+def matmul_peak(quick: bool = False) -> dict:
+    """fp32 matmul throughput, 1024 x 1024 (the machine's practical peak for this model's kind of work)."""
+    n = 256 if quick else 1024
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    seconds = median_seconds(lambda: a @ b, repeats=5 if quick else 30, warmup=3)
+    return {"matmul_gflops": 2 * n**3 / seconds / 1e9}
+
+
+def lstm_flops_per_step(config: NoteLSTMConfig = SEED_MODEL, input_size: int = 3) -> float:
+    """Forward + backward multiply-adds x 2 of the LSTM layers, dense layer and heads for one sample-step
+    (backward ~ 2 x forward)."""
+    h = config.hidden_size
+    forward = 0
+    for layer in range(config.num_layers):
+        inputs = input_size if layer == 0 else h
+        forward += 2 * 4 * h * (inputs + h)
+    features = config.dense_size or h
+    if config.dense_size:
+        forward += 2 * h * config.dense_size
+    forward += 2 * features * (config.num_pitches + 2)
+    return 3.0 * forward
+
+
+def training_windows(corpus: str | None, quick: bool) -> torch.Tensor:
+    """(N, SEQ_LEN + 1, 3) training windows of the real DataModule (the built-in Bach chorales unless
+    `corpus` names a MIDI folder)."""
+    from musicrnn.data.datamodule import BachChoralesDataModule, NoteSequenceDataModule
+
+    cls = NoteSequenceDataModule if corpus else BachChoralesDataModule
+    dm = cls(path=corpus, seq_len=16 if quick else SEQ_LEN, batch_size=BATCH)
+    dm.setup()
+    dataset = dm.datasets["train"]
+    return torch.stack([dataset[i] for i in range(len(dataset))])
+
+
+def seed_loss(net: NoteLSTM, batch: torch.Tensor) -> torch.Tensor:
+    """The paper's loss, as NoteLSTMModule computes it: 0.05 CE(pitch) + MSE(step) + MSE(duration), each
+    MSE with the negative-prediction penalty."""
+    inputs, targets = batch[:, :-1], batch[:, 1:]
+    output, _ = net(inputs)
+    pitch = F.cross_entropy(output.pitch_logits.reshape(-1, 128), targets[..., 0].reshape(-1).long())
+    step = positive_pressure_mse(output.step.reshape(-1), targets[..., 1].reshape(-1), 10.0)
+    duration = positive_pressure_mse(output.duration.reshape(-1), targets[..., 2].reshape(-1), 10.0)
+    return 0.05 * pitch + step + duration
+
+
+def plain_training(corpus: str | None = None, quick: bool = False) -> dict:
+    """A plain PyTorch loop (no DataLoader: batches sliced from one tensor) over the real windows."""
+    torch.manual_seed(0)
+    windows = training_windows(corpus, quick)
+    net = NoteLSTM(SEED_MODEL)
+    optimizer = torch.optim.Adam(net.parameters(), lr=5e-3)
+    steps = 4 if quick else 40
+    batches = [windows[(i * BATCH) % max(1, len(windows) - BATCH):][:BATCH] for i in range(steps + 5)]
+
+    def run(batch_list):
+        for batch in batch_list:
+            optimizer.zero_grad(set_to_none=True)
+            loss = seed_loss(net, batch)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            optimizer.step()
+
+    run(batches[:5])  # warm-up
+    start = time.perf_counter()
+    run(batches[5:])
+    seconds = time.perf_counter() - start
+    time_steps = sum(b.shape[0] * (b.shape[1] - 1) for b in batches[5:])
+    return {"plain_steps_per_s": time_steps / seconds, "plain_seconds": seconds}
+
+
+def lightning_training(corpus: str | None = None, quick: bool = False) -> dict:
+    """The same model and data through musicrnn's own DataModule, LightningModule and Trainer, with the
+    default callbacks and the TensorBoard logger, as `musicrnn-train model=seed_paper` runs it."""
+    import pytorch_lightning as pl
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from musicrnn.conf_dir import CONFIG_DIR
+    from musicrnn.train import instantiate_group
+
+    warmup, steps = (2, 4) if quick else (5, 40)
+
+    class StepClock(pl.Callback):
+        """Wall time of the training steps after the warm-up, and how much of it waits for data."""
+
+        def __init__(self):
+            self.start = self.end = None
+            self.batch_end = None
+            self.data_wait = 0.0
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            now = time.perf_counter()
+            if batch_idx == warmup:
+                self.start = now
+            elif batch_idx > warmup and self.batch_end is not None:
+                self.data_wait += now - self.batch_end  # fetching the next batch (+ Lightning's loop between hooks)
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            self.batch_end = time.perf_counter()
+            if batch_idx == warmup + steps - 1:
+                self.end = self.batch_end
+
+    overrides = ["model=seed_paper", "trainer.max_epochs=1", f"trainer.limit_train_batches={warmup + steps}",
+                 "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false", f"data.batch_size={BATCH}"]
+    overrides += [f"data=midi_dir", f"data.path={corpus}"] if corpus else []
+    overrides += ["data.seq_len=16"] if quick else []
+    with tempfile.TemporaryDirectory() as out, initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, f"paths.output_dir={out}"])
+        torch.manual_seed(0)
+        datamodule = instantiate(cfg.data)
+        model = instantiate(cfg.model)
+        clock = StepClock()
+        callbacks = [*instantiate_group(cfg.callbacks), clock]
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate_group(cfg.logger))
+        trainer.fit(model, datamodule=datamodule)
+    seconds = clock.end - clock.start
+    seq_len = cfg.data.seq_len
+    return {"lightning_steps_per_s": steps * BATCH * seq_len / seconds, "lightning_seconds": seconds,
+            "data_wait_fraction": clock.data_wait / seconds}
+
+
+def generation(quick: bool = False) -> dict:
+    """Notes per second of the seed model with temperature sampling: musicrnn's generator (state carried)
+    vs the TensorFlow tutorial's method (re-run the 25-note window for every note), batch 1 and 16."""
+    from musicrnn.sampling import generate_events
+
+    torch.manual_seed(0)
+    net = NoteLSTM(SEED_MODEL).eval()
+    primer = np.abs(np.random.default_rng(0).normal(size=(25, 3))).astype(np.float32)
+    primer[:, 0] = np.random.default_rng(1).integers(40, 80, 25)
+    notes = 32 if quick else 256
+    repeats = 2 if quick else 5
+    results = {}
+    for batch in (1, 16):
+        seconds = median_seconds(lambda: generate_events(net, primer, notes, num_samples=batch, seed=0), repeats)
+        results[f"carried_notes_per_s_b{batch}"] = batch * notes / seconds
+        seconds = median_seconds(lambda: window_rerun(net, primer, notes, batch), repeats)
+        results[f"window_notes_per_s_b{batch}"] = batch * notes / seconds
+    return results
+
+
+@torch.no_grad()
+def window_rerun(net: NoteLSTM, primer: np.ndarray, num_notes: int, batch: int, temperature: float = 1.0) -> torch.Tensor:
+    """The tutorial's generator: every note re-runs the last 25 notes from a zero state."""
+    window = torch.from_numpy(primer).unsqueeze(0).expand(batch, -1, -1).contiguous()
+    out = []
+    for _ in range(num_notes):
+        output, _ = net(window)
+        pitch = torch.multinomial(torch.softmax(output.pitch_logits[:, -1] / temperature, -1), 1).float()
+        note = torch.cat([pitch, output.step[:, -1:].clamp(min=0), output.duration[:, -1:].clamp(min=0)], -1)
+        out.append(note)
+        window = torch.cat([window[:, 1:], note.unsqueeze(1)], 1)
+    return torch.stack(out, 1)
+
+
+def ensemble_generation(quick: bool = False) -> dict:
+    """K = 5 members (stacked into one network) vs one model, same settings, batch 1."""
+    from musicrnn.models.ensemble import ensemble_from_modules
+    from musicrnn.models.note_module import NoteLSTMModule
+    from musicrnn.sampling import generate_events
+
+    modules = []
+    for seed in range(5):
+        torch.manual_seed(seed)
+        modules.append(NoteLSTMModule(hidden_size=128, num_layers=3, dropout=0.3, dense_size=256).eval())
+    ensemble = ensemble_from_modules(modules)
+    primer = np.zeros((25, 3), dtype=np.float32)
+    primer[:, 0] = 60
+    notes = 32 if quick else 256
+    single = median_seconds(lambda: generate_events(modules[0].net, primer, notes, seed=0), 2 if quick else 5)
+    five = median_seconds(lambda: generate_events(ensemble.net, primer, notes, seed=0), 2 if quick else 5)
+    return {"single_seconds": single, "ensemble5_seconds": five, "ensemble5_ratio": five / single}
+
+
+def data_preparation(corpus: str, workers: int) -> dict:
+    """Parse a MIDI folder into a fresh cache with `workers` processes, then reload it from the cache."""
+    from musicrnn.data.corpus import prepare_corpus
+
+    with tempfile.TemporaryDirectory() as cache:
+        start = time.perf_counter()
+        corpus_data = prepare_corpus(corpus, cache_dir=cache, num_workers=workers, progress=False)
+        parse = time.perf_counter() - start
+        files = len(corpus_data) + len(corpus_data.skipped)
+        reload = median_seconds(lambda: prepare_corpus(corpus, cache_dir=cache, num_workers=workers, progress=False), 3, warmup=0)
+    return {"files": files, "files_per_s": files / parse, "parse_seconds": parse, "reload_seconds": reload}
+
+
+MEASUREMENTS: dict[str, Callable[..., dict]] = {
+    "matmul_peak": matmul_peak,
+    "plain_training": plain_training,
+    "lightning_training": lightning_training,
+    "generation": generation,
+    "ensemble_generation": ensemble_generation,
+}
