@@ -49,3 +49,32 @@ def test_generation_is_reproducible_with_a_seed_and_never_negative():
 def test_bad_primer_is_refused():
     with pytest.raises(ValueError, match="primer must have shape"):
         generate_events(_net(), np.zeros((0, 3)), 5)
+
+
+@pytest.mark.parametrize("config", [
+    NoteLSTMConfig(hidden_size=128, num_layers=3, dropout=0.3, dense_size=256),  # the seed paper's model
+    NoteLSTMConfig(hidden_size=64, num_layers=2, dense_size=0, pitch_embedding_dim=16, timing_input="log", timing_head="categorical"),
+])
+def test_the_fast_stepper_generates_the_same_notes_as_the_network_itself(config, monkeypatch):
+    """NoteStepper (fused weights) against the straightforward loop (the network's own forward for every
+    note): same seed, same pitches, timing equal to float rounding."""
+    import musicrnn.sampling as sampling
+
+    torch.manual_seed(0)
+    net = NoteLSTM(config).eval()
+    rng = np.random.default_rng(0)
+    primer = np.stack([rng.integers(48, 80, 30), rng.choice([0.0, 0.25, 0.5], 30), rng.choice([0.25, 0.5, 1.0], 30)], 1).astype(np.float32)
+    fast = generate_events(net, primer, 200, num_samples=3, temperature=1.0, seed=11)
+    monkeypatch.setattr(sampling, "NoteStepper", lambda network: network)
+    plain = generate_events(net, primer, 200, num_samples=3, temperature=1.0, seed=11)
+    assert np.array_equal(fast[..., 0], plain[..., 0])
+    np.testing.assert_allclose(fast[..., 1:], plain[..., 1:], atol=1e-6)
+
+    from musicrnn.models.note_lstm import NoteStepper
+
+    _, state = net(torch.from_numpy(primer)[None])
+    one = torch.from_numpy(primer[:1])[None]
+    fused, fused_state = NoteStepper(net)(one, state)
+    reference, reference_state = net(one, state)
+    torch.testing.assert_close(fused.pitch_logits, reference.pitch_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fused_state[1], reference_state[1], atol=1e-6, rtol=1e-5)

@@ -118,3 +118,52 @@ class NoteLSTM(nn.Module):
             expected = lambda logits: torch.softmax(logits, dim=-1) @ self.timing_centres  # noqa: E731
             return NoteLSTMOutput(self.pitch_head(features), expected(step), expected(duration), step, duration), state
         return NoteLSTMOutput(self.pitch_head(features), step.squeeze(-1), duration.squeeze(-1)), state
+
+
+class NoteStepper:
+    """One note at a time through a `NoteLSTM` in eval mode, for generation: the same arithmetic as
+    `NoteLSTM.forward` on a one-note input, with fewer, larger operations. Each LSTM layer is one `addmm`
+    over [input, hidden] with the input and recurrent weights fused (gate rows reordered i, f, o, g so one
+    sigmoid and one tanh cover the gates), and the three heads are one `addmm`. `torch.lstm` pays a fixed
+    cost per call that dwarfs a single step at batch 1; at batch 1 every operation counts, since each costs
+    microseconds of dispatch whatever its size.
+
+    Built from the network's current weights: build a new one after the weights change."""
+
+    def __init__(self, net: NoteLSTM):
+        lstm, hidden = net.lstm, net.config.hidden_size
+        order = torch.cat([torch.arange(0, 2 * hidden), torch.arange(3 * hidden, 4 * hidden), torch.arange(2 * hidden, 3 * hidden)])
+        self.net = net
+        self.hidden = hidden
+        self.weights = [
+            torch.cat([getattr(lstm, f"weight_ih_l{k}"), getattr(lstm, f"weight_hh_l{k}")], dim=1)[order].t().contiguous()
+            for k in range(lstm.num_layers)
+        ]
+        self.biases = [(getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}"))[order].unsqueeze(0) for k in range(lstm.num_layers)]
+        heads = (net.pitch_head, net.step_head, net.duration_head)
+        self.head_weight = torch.cat([head.weight for head in heads]).t().contiguous()
+        self.head_bias = torch.cat([head.bias for head in heads]).unsqueeze(0)
+        self.head_sizes = [head.out_features for head in heads]
+
+    @torch.no_grad()
+    def __call__(self, events: torch.Tensor, state: LSTMState) -> tuple[NoteLSTMOutput, LSTMState]:
+        """events: (batch, 1, 3); state: (h, c), each (layers, batch, hidden)."""
+        net, hidden = self.net, self.hidden
+        x = net.encode(events)[:, 0]
+        h, c = state
+        new_h, new_c = [], []
+        for k, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            gates = torch.addmm(bias, torch.cat([x, h[k]], dim=1), weight)
+            sig = torch.sigmoid(gates[:, : 3 * hidden])
+            cell = sig[:, hidden : 2 * hidden] * c[k] + sig[:, :hidden] * torch.tanh(gates[:, 3 * hidden :])
+            x = sig[:, 2 * hidden :] * torch.tanh(cell)
+            new_h.append(x)
+            new_c.append(cell)
+        features = net.dense(x)  # eval mode: the dropouts are the identity
+        pitch, step, duration = torch.addmm(self.head_bias, features, self.head_weight).unsqueeze(1).split(self.head_sizes, dim=-1)
+        if net.config.timing_head == "categorical":
+            expected = lambda logits: torch.softmax(logits, dim=-1) @ net.timing_centres  # noqa: E731
+            output = NoteLSTMOutput(pitch, expected(step), expected(duration), step, duration)
+        else:
+            output = NoteLSTMOutput(pitch, step.squeeze(-1), duration.squeeze(-1))
+        return output, (torch.stack(new_h), torch.stack(new_c))
