@@ -40,7 +40,7 @@ def test_second_run_loads_the_cache_without_parsing(tiny_corpus, tmp_path, monke
     def fail(*args, **kwargs):
         raise AssertionError("parsed although the cache is valid")
 
-    monkeypatch.setattr(corpus_module, "read_midi", fail)
+    monkeypatch.setattr(corpus_module, "read_midi_or_reason", fail)
     second = prepare_corpus(tiny_corpus, cache_dir=tmp_path / "cache")
     assert second.from_cache and second.names == first.names
     assert np.array_equal(second.notes, first.notes) and np.array_equal(second.offsets, first.offsets)

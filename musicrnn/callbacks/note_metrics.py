@@ -85,8 +85,11 @@ class NoteMetrics(StageMetrics):
     - `bigram_*`: P(pitch | previous pitch), add-k smoothed, training-mean step and duration.
     """
 
-    def __init__(self, top_k: int = 5, baselines: bool = True, baseline_smoothing: float = 0.1):
+    def __init__(self, top_k: int = 5, baselines: bool = True, baseline_smoothing: float = 0.1, train_every_n_batches: int = 1):
         super().__init__()
+        if train_every_n_batches < 1:
+            raise ValueError(f"train_every_n_batches must be >= 1, got {train_every_n_batches}")
+        self.train_every_n_batches = train_every_n_batches
         self.top_k = top_k
         self.baselines = baselines
         self.baseline_smoothing = baseline_smoothing

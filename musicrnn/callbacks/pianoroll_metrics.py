@@ -49,10 +49,13 @@ class PianoRollMetrics(StageMetrics):
     """Logs `{stage}/frame_nll` and `{stage}/frame_accuracy` for piano-roll models (and, for val and test,
     `{stage}/unigram_frame_nll`, `{stage}/unigram_frame_accuracy`). Does nothing for other models."""
 
-    def __init__(self, threshold: float = 0.5, baselines: bool = True):
+    def __init__(self, threshold: float = 0.5, baselines: bool = True, train_every_n_batches: int = 1):
         super().__init__()
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        if train_every_n_batches < 1:
+            raise ValueError(f"train_every_n_batches must be >= 1, got {train_every_n_batches}")
+        self.train_every_n_batches = train_every_n_batches
         self.threshold = threshold
         self.baselines = baselines
         self.scores: dict[str, _FrameScores] = {}
