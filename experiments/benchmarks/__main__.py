@@ -80,7 +80,7 @@ def table(r: dict, flops_per_step: float) -> list[dict]:
     if "data_preparation_1" in r:
         one, two = r["data_preparation_1"], r["data_preparation_2"]
         rows += [
-            (f"data preparation, 1 worker ({one['files']} files/s)", one["files_per_s"], None),
+            (f"data preparation, 1 worker, {one['files']} files (files/s)", one["files_per_s"], None),
             ("data preparation, 2 workers (files/s)", two["files_per_s"], None),
             ("data preparation: 2 workers / 1", two["files_per_s"] / one["files_per_s"], (">=", 1.8)),
             ("reload a prepared corpus from the cache (s)", two["reload_seconds"], ("<", 0.5)),
