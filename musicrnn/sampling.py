@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import torch
 
-from musicrnn.models.note_lstm import NoteLSTM, NoteStepper
+from musicrnn.models.note_lstm import NoteLSTM
 from musicrnn.representation import NUM_FEATURES, dequantise_time
 
 
@@ -88,9 +88,9 @@ def generate_events(
     out = torch.empty(num_samples, num_notes, NUM_FEATURES, device=device)
     timing_temperature = temperature if timing_temperature is None else timing_temperature
     output, state = net(inputs)
-    # A plain NoteLSTM steps through NoteStepper (same arithmetic, fused weights, ~3x faster at batch 1);
-    # other networks (an ensemble) through their own forward.
-    step = NoteStepper(net) if type(net) is NoteLSTM else net
+    # After the primer, one note at a time through the network's stepper (the same arithmetic as its forward
+    # with fused weights: a NoteLSTM's or an LSTM ensemble's), else through its forward.
+    step = net.stepper() if hasattr(net, "stepper") else net
     for i in range(num_notes):
         pitch = sample_class(output.pitch_logits[:, -1], temperature, top_k, top_p, generator)
         out[:, i, 0] = pitch.float()

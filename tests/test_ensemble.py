@@ -202,3 +202,27 @@ def test_generate_cli_writes_midi_from_an_ensemble_and_train_cli_tests_one(tiny_
     failed = cli("musicrnn-train", f"ckpt_path={listed}", "data=pianoroll_midi", f"data.path={datamodule.path}",
                  "model=pianoroll_lstm", f"paths.log_dir={tmp_path / 'logs'}", cwd=tmp_path, check=False)
     assert failed.returncode == 1 and "an ensemble is tested, not trained (add train=false)" in failed.stderr
+
+
+
+@pytest.mark.parametrize("settings", [
+    dict(hidden_size=32, num_layers=3, dropout=0.3, dense_size=64),
+    dict(hidden_size=32, num_layers=2, dense_size=0, pitch_embedding_dim=8, timing_input="log", timing_head="categorical"),
+])
+def test_the_ensemble_stepper_generates_the_same_notes_as_the_ensemble_forward(settings, monkeypatch):
+    """NoteEnsembleStepper (fused member weights) against NoteEnsembleNet's own forward for every note."""
+    from musicrnn.models.ensemble import NoteEnsembleNet
+    from musicrnn.sampling import generate_events
+
+    members = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        members.append(NoteLSTMModule(**settings).eval())
+    net = ensemble_from_modules(members).net
+    rng = np.random.default_rng(0)
+    primer = np.stack([rng.integers(48, 80, 20), rng.choice([0.0, 0.25, 0.5], 20), rng.choice([0.25, 0.5, 1.0], 20)], 1).astype(np.float32)
+    fast = generate_events(net, primer, 120, num_samples=2, seed=3)
+    monkeypatch.setattr(NoteEnsembleNet, "stepper", lambda self: self)
+    plain = generate_events(net, primer, 120, num_samples=2, seed=3)
+    assert np.array_equal(fast[..., 0], plain[..., 0])
+    np.testing.assert_allclose(fast[..., 1:], plain[..., 1:], atol=1e-6)

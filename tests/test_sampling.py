@@ -58,14 +58,12 @@ def test_bad_primer_is_refused():
 def test_the_fast_stepper_generates_the_same_notes_as_the_network_itself(config, monkeypatch):
     """NoteStepper (fused weights) against the straightforward loop (the network's own forward for every
     note): same seed, same pitches, timing equal to float rounding."""
-    import musicrnn.sampling as sampling
-
     torch.manual_seed(0)
     net = NoteLSTM(config).eval()
     rng = np.random.default_rng(0)
     primer = np.stack([rng.integers(48, 80, 30), rng.choice([0.0, 0.25, 0.5], 30), rng.choice([0.25, 0.5, 1.0], 30)], 1).astype(np.float32)
     fast = generate_events(net, primer, 200, num_samples=3, temperature=1.0, seed=11)
-    monkeypatch.setattr(sampling, "NoteStepper", lambda network: network)
+    monkeypatch.setattr(NoteLSTM, "stepper", lambda network: network)  # the network's own forward for every note
     plain = generate_events(net, primer, 200, num_samples=3, temperature=1.0, seed=11)
     assert np.array_equal(fast[..., 0], plain[..., 0])
     np.testing.assert_allclose(fast[..., 1:], plain[..., 1:], atol=1e-6)

@@ -83,6 +83,58 @@ class MemberRNN(nn.Module):
         return inputs, ((h_out, torch.stack(new_c)) if lstm else h_out)
 
 
+def lstm_gate_order(hidden: int) -> torch.Tensor:
+    """Gate rows reordered from PyTorch's i, f, g, o to i, f, o, g: one sigmoid then covers three gates."""
+    return torch.cat([torch.arange(0, 2 * hidden), torch.arange(3 * hidden, 4 * hidden), torch.arange(2 * hidden, 3 * hidden)])
+
+
+def lstm_cell(gates: torch.Tensor, c: torch.Tensor, hidden: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM step from pre-activations in i, f, o, g order: (h, c)."""
+    sig = torch.sigmoid(gates[..., : 3 * hidden])
+    c = sig[..., hidden : 2 * hidden] * c + sig[..., :hidden] * torch.tanh(gates[..., 3 * hidden :])
+    return sig[..., 2 * hidden :] * torch.tanh(c), c
+
+
+class MemberLSTMStepper:
+    """One time step of a `MemberRNN` of LSTMs for all members: per layer one `baddbmm` over [input, hidden]
+    with each member's input and recurrent weights fused (and gates in i, f, o, g order), instead of an
+    einsum for the input and a `baddbmm` for the recurrence. For generation, one note at a time."""
+
+    def __init__(self, rnn: MemberRNN):
+        if rnn.cell is not nn.LSTM:
+            raise ValueError("MemberLSTMStepper steps LSTMs only")
+        hidden = rnn.hidden_size
+        order = lstm_gate_order(hidden)
+        self.hidden = hidden
+        self.weights, self.biases = [], []
+        for layer in range(rnn.num_layers):
+            w_ih, w_hh_t = getattr(rnn, f"w_ih_{layer}"), getattr(rnn, f"w_hh_t_{layer}")
+            fused = torch.cat([w_ih.transpose(1, 2), w_hh_t], dim=1)  # (K, I + H, 4H)
+            self.weights.append(fused[:, :, order].contiguous())
+            self.biases.append((getattr(rnn, f"b_ih_{layer}") + getattr(rnn, f"b_hh_{layer}"))[:, order].unsqueeze(1))
+
+    def __call__(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
+        """x: (K, batch, input); state: (h, c), each (layers, K, batch, hidden). Returns the last layer's
+        output (K, batch, hidden) and the new state."""
+        h, c = state
+        new_h, new_c = [], []
+        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            x, cell = lstm_cell(torch.baddbmm(bias, torch.cat([x, h[layer]], dim=-1), weight), c[layer], self.hidden)
+            new_h.append(x)
+            new_c.append(cell)
+        return x, (torch.stack(new_h), torch.stack(new_c))
+
+
+def fuse_member_linears(linears: Sequence["MemberLinear"]) -> "MemberLinear":
+    """Several MemberLinears reading the same input as one (their outputs side by side)."""
+    fused = MemberLinear.__new__(MemberLinear)
+    nn.Module.__init__(fused)
+    fused.shared_input = linears[0].shared_input
+    fused.register_buffer("weight", torch.cat([lin.weight for lin in linears], dim=1))
+    fused.register_buffer("bias", torch.cat([lin.bias for lin in linears], dim=1))
+    return fused
+
+
 class MemberLinear(nn.Module):
     """K `nn.Linear`s of one shape: (..., K, in) -> (..., K, out), or (..., in) -> (..., K, out) when all
     members read the same input (`shared_input`)."""

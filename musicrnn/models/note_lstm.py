@@ -108,6 +108,10 @@ class NoteLSTM(nn.Module):
     def timing_class(self, values: torch.Tensor) -> torch.Tensor:
         return quantise_time(values, self.config.timing_resolution, self.config.timing_classes)
 
+    def stepper(self) -> "NoteStepper":
+        """A one-note-at-a-time callable with this network's current weights, for generation."""
+        return NoteStepper(self)
+
     def forward(self, events: torch.Tensor, state: LSTMState | None = None) -> tuple[NoteLSTMOutput, LSTMState]:
         """events: (batch, time, 3) rows of (pitch, step, duration). Returns the predictions for the next
         note at every position, and the LSTM state after the last one (to continue from, one note at a time)."""
@@ -131,8 +135,10 @@ class NoteStepper:
     Built from the network's current weights: build a new one after the weights change."""
 
     def __init__(self, net: NoteLSTM):
+        from musicrnn.models.grouped import lstm_gate_order
+
         lstm, hidden = net.lstm, net.config.hidden_size
-        order = torch.cat([torch.arange(0, 2 * hidden), torch.arange(3 * hidden, 4 * hidden), torch.arange(2 * hidden, 3 * hidden)])
+        order = lstm_gate_order(hidden)
         self.net = net
         self.hidden = hidden
         self.weights = [
@@ -148,15 +154,14 @@ class NoteStepper:
     @torch.no_grad()
     def __call__(self, events: torch.Tensor, state: LSTMState) -> tuple[NoteLSTMOutput, LSTMState]:
         """events: (batch, 1, 3); state: (h, c), each (layers, batch, hidden)."""
-        net, hidden = self.net, self.hidden
+        from musicrnn.models.grouped import lstm_cell
+
+        net = self.net
         x = net.encode(events)[:, 0]
         h, c = state
         new_h, new_c = [], []
         for k, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            gates = torch.addmm(bias, torch.cat([x, h[k]], dim=1), weight)
-            sig = torch.sigmoid(gates[:, : 3 * hidden])
-            cell = sig[:, hidden : 2 * hidden] * c[k] + sig[:, :hidden] * torch.tanh(gates[:, 3 * hidden :])
-            x = sig[:, 2 * hidden :] * torch.tanh(cell)
+            x, cell = lstm_cell(torch.addmm(bias, torch.cat([x, h[k]], dim=1), weight), c[k], self.hidden)
             new_h.append(x)
             new_c.append(cell)
         features = net.dense(x)  # eval mode: the dropouts are the identity
