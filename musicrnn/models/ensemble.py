@@ -148,24 +148,30 @@ class NoteEnsembleNet(nn.Module):
 
 
 class NoteEnsembleStepper:
-    """`NoteEnsembleNet.forward` on a one-note input, with fewer operations per note (see MemberLSTMStepper)."""
+    """`NoteEnsembleNet.forward` on a one-note input, with fewer operations per note: the members' LSTMs
+    through MemberLSTMStepper, the dense layer and the three heads (fused) as `baddbmm`s over the member
+    axis rather than einsums."""
 
     def __init__(self, net: NoteEnsembleNet):
         self.net = net
         self.rnn = MemberLSTMStepper(net.lstm)
-        heads = (net.pitch_head, net.step_head, net.duration_head)
-        self.heads = fuse_member_linears(heads)
-        self.head_sizes = [head.weight.shape[1] for head in heads]
+        dense = net.dense[0] if isinstance(net.dense, nn.Sequential) else None
+        self.dense = (dense.weight.transpose(1, 2).contiguous(), dense.bias.unsqueeze(1)) if dense is not None else None
+        heads = fuse_member_linears((net.pitch_head, net.step_head, net.duration_head))
+        self.head_weight, self.head_bias = heads.weight.transpose(1, 2).contiguous(), heads.bias.unsqueeze(1)
+        self.head_sizes = [head.weight.shape[1] for head in (net.pitch_head, net.step_head, net.duration_head)]
 
     @torch.no_grad()
     def __call__(self, events: torch.Tensor, state):
         net = self.net
         x = net.encode(events)[:, 0]  # (batch, input) shared, or (batch, K, input) per member
-        k = self.heads.weight.shape[0]
+        k = self.head_weight.shape[0]
         x = x.unsqueeze(0).expand(k, -1, -1) if x.dim() == 2 else x.transpose(0, 1)
-        hidden, state = self.rnn(x.contiguous(), state)  # (K, batch, hidden)
-        features = net.dense(hidden.transpose(0, 1).unsqueeze(1))  # (batch, 1, K, features)
-        pitch, step, duration = self.heads(features).split(self.head_sizes, dim=-1)
+        features, state = self.rnn(x.contiguous(), state)  # (K, batch, hidden)
+        if self.dense is not None:
+            features = torch.relu(torch.baddbmm(self.dense[1], features, self.dense[0]))
+        out = torch.baddbmm(self.head_bias, features, self.head_weight).transpose(0, 1).unsqueeze(1)  # (batch, 1, K, out)
+        pitch, step, duration = out.split(self.head_sizes, dim=-1)
         pitch = mixture_log_probs(pitch, net.log_weights)
         if net.config.timing_head == "categorical":
             step_logits, duration_logits = mixture_log_probs(step, net.log_weights), mixture_log_probs(duration, net.log_weights)
