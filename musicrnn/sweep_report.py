@@ -51,20 +51,23 @@ def read_job(folder: Path) -> Job:
         job.status = "no metrics.json (failed, or still running)"
         return job
     summary = json.loads(summary_file.read_text())
-    job.objective = float(summary.get("objective", math.nan))
     job.diverged = bool(summary.get("diverged"))
+    objective = summary.get("objective")
+    # null: a diverged run (the worst value) or a run without an objective (not a number)
+    job.objective = float(objective) if objective is not None else (math.inf if mode == "min" else -math.inf) if job.diverged else math.nan
     job.status = "diverged" if job.diverged else "ok"
     job.seconds = float(summary.get("seconds", math.nan))
     job.epochs = summary.get("epochs", "")
     job.best_checkpoint = summary.get("best_checkpoint") or ""
-    job.metrics = {k: float(v) for k, v in (summary.get("metrics") or {}).items()}
+    job.metrics = {k: float(v) if v is not None else math.nan for k, v in (summary.get("metrics") or {}).items()}
     return job
 
 
 def read_sweep(multirun_dir: Path) -> list[Job]:
     folders = [p.parent.parent for p in multirun_dir.glob("*/.hydra/overrides.yaml")]
     if not folders:
-        raise SystemExit(f"musicrnn-sweep-report: error: {multirun_dir}: no job folders (*/.hydra/overrides.yaml) here")
+        raise SystemExit(f"musicrnn-sweep-report: error: {multirun_dir}: no job folders (*/.hydra/overrides.yaml) here; "
+                         "give one sweep's folder, logs/<task>/multirun/<date>")
     return [read_job(f) for f in sorted(folders, key=lambda f: (not f.name.isdigit(), int(f.name) if f.name.isdigit() else f.name))]
 
 

@@ -84,14 +84,14 @@ def train(cfg: DictConfig, command: str = "musicrnn-train") -> tuple[dict[str, f
     if cfg.get("train"):
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
         metrics.update(_scalar_metrics(trainer.callback_metrics))
+    objective, diverged = _objective(cfg, trainer, metrics)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback and cfg.get("train") else ""
-    best = best or resume or ""
+    best = "" if diverged else best or resume or ""  # a diverged run has no checkpoint worth testing or sampling
     tested_as_loaded = bool(checkpoints) and not cfg.get("train")  # a given checkpoint or ensemble, in memory
-    if cfg.get("test"):
+    if cfg.get("test") and not diverged:
         trainer.test(model, datamodule=datamodule, ckpt_path=None if tested_as_loaded else best or None, verbose=False)
         metrics.update(_scalar_metrics(trainer.callback_metrics))
 
-    objective, diverged = _objective(cfg, trainer, metrics)
     _log_hparams(loggers, datamodule, model, objective)
 
     sample_paths = []
@@ -133,7 +133,7 @@ def _objective(cfg: DictConfig, trainer: pl.Trainer, metrics: dict[str, float]) 
         return float("nan"), False
     non_finite = [name for name in (monitor, "train/loss_epoch") if name in metrics and not math.isfinite(metrics[name])]
     if cfg.get("train") and non_finite:
-        log.warning("the run diverged (%s is not finite): its objective is %s", non_finite[0], worst)
+        log.warning("the run diverged (%s is not finite): its objective is %s; no test and no sample", non_finite[0], worst)
         return worst, True
     callback = trainer.checkpoint_callback
     best = callback.best_model_score if callback is not None and callback.monitor == monitor else None
@@ -143,13 +143,15 @@ def _objective(cfg: DictConfig, trainer: pl.Trainer, metrics: dict[str, float]) 
 
 def _write_metrics_json(output_dir: Path, cfg: DictConfig, objective: float, diverged: bool, best: str,
                         metrics: dict[str, float], elapsed: float, epochs: int) -> None:
-    """The run's numbers in one file (what musicrnn-sweep-report reads for each job)."""
+    """The run's numbers in one file (what musicrnn-sweep-report reads for each job). Strict JSON: a
+    non-finite value (a diverged run's objective or loss) is written as null."""
+    finite = lambda value: value if math.isfinite(value) else None  # noqa: E731
     output_dir.mkdir(parents=True, exist_ok=True)
     summary = {
-        "objective": objective, "monitor": _monitor(cfg), "diverged": diverged, "best_checkpoint": best,
-        "seconds": round(elapsed, 1), "epochs": epochs, "metrics": metrics,
+        "objective": finite(objective), "monitor": _monitor(cfg), "diverged": diverged, "best_checkpoint": best,
+        "seconds": round(elapsed, 1), "epochs": epochs, "metrics": {k: finite(v) for k, v in metrics.items()},
     }
-    (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
 
 
 def check_data_and_model_kinds(cfg: DictConfig) -> None:
