@@ -20,15 +20,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from musicrnn.checkpoint import expand_checkpoints
 from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.errors import MidiReadError, MusicrnnError, errors_as_one_line, one_line
+from musicrnn.errors import MusicrnnError, errors_as_one_line, one_line
 from musicrnn.evaluation import figures
 from musicrnn.evaluation.audio import AudioUnavailable, audio_unavailable_reason, render_wav
 from musicrnn.evaluation.musical import mean_metrics
 from musicrnn.evaluation.novelty import novelty_summary
 from musicrnn.evaluation.report import markdown_report, write_metrics_json
+from musicrnn.evaluation.samples import read_samples
 from musicrnn.evaluation.yang_lerch import yang_lerch
 from musicrnn.generate import sample_checkpoint
-from musicrnn.midi_io import read_midi
 from musicrnn.models.pianoroll_module import PianoRollModule
 from musicrnn.train import train
 
@@ -53,19 +53,6 @@ def generate_samples(module, folder: Path, *, num_samples: int, length: int, tem
     return paths
 
 
-def _read_generated(paths: list[Path]) -> tuple[list[Path], list[np.ndarray]]:
-    kept, pieces = [], []
-    for path in paths:
-        try:
-            pieces.append(read_midi(path))
-            kept.append(path)
-        except MidiReadError as error:  # e.g. a piano-roll sample that stayed silent
-            log.warning("left out of the measures: %s", one_line(error))
-    if not pieces:
-        raise MusicrnnError("every generated sample is empty: nothing to measure")
-    return kept, pieces
-
-
 def evaluate(cfg: DictConfig) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     if not cfg.get("ckpt_path"):
@@ -84,22 +71,27 @@ def evaluate(cfg: DictConfig) -> dict:
         module, output_dir / "samples", num_samples=int(cfg.num_samples), length=length,
         temperature=float(cfg.temperature), top_k=cfg.top_k, top_p=cfg.top_p, seed=cfg.seed,
     )
-    sample_paths, generated = _read_generated(sample_paths)
+    sample_paths, generated = read_samples(sample_paths)
+    if not generated:
+        raise MusicrnnError("every generated sample is empty: nothing to measure")
     training = datamodule.pieces("train")
     # Real music the model never trained on: the test split, and the validation split too when the test
     # split is small (the distance distributions of Yang & Lerch need several pieces).
-    held_out_splits = ["test"] if len(datamodule.pieces("test")) >= MIN_HELD_OUT else ["test", "val"]
-    held_out_full = [piece for split in held_out_splits for piece in datamodule.pieces(split)]
+    held_out_full = datamodule.pieces("test")
+    held_out_splits = ["test"]
+    if len(held_out_full) < MIN_HELD_OUT:
+        held_out_splits.append("val")
+        held_out_full = held_out_full + datamodule.pieces("val")
     if not held_out_full:
         raise MusicrnnError("the data has no test or validation pieces to compare the samples with")
     # Counts and ranges grow with length: real pieces are cut to the samples' length, in notes for a note
     # model, in beats (the frames' span) for a piano-roll model.
-    held_out_notes = int(np.median([len(p) for p in generated]))
     if rolls:
         beats = length / module.hparams.steps_per_quarter
         held_out = [p[p["start_beat"] < beats] for p in held_out_full]
         held_out_cut = f"its first {beats:g} beats (the samples' {length} frames)"
     else:
+        held_out_notes = int(np.median([len(p) for p in generated]))
         held_out = [p[:held_out_notes] for p in held_out_full]
         held_out_cut = f"its first {held_out_notes} notes (the samples' length)"
     held_out = [p for p in held_out if len(p)]

@@ -11,11 +11,11 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from musicrnn.errors import MidiReadError, one_line
+from musicrnn.errors import one_line
 from musicrnn.evaluation import figures
 from musicrnn.evaluation.audio import AudioUnavailable, audio_unavailable_reason, read_wav_mono, render_wav
 from musicrnn.evaluation.novelty import novelty_summary
-from musicrnn.midi_io import read_midi
+from musicrnn.evaluation.samples import read_samples
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +61,7 @@ class SampleLogger(pl.Callback):
             num_notes=self.num_notes, num_frames=self.num_frames, num_samples=self.num_samples,
             temperature=self.temperature, seed=self.seed + epoch,  # its own generator: training's RNG is untouched
         )
-        pieces = []
-        for path in paths:
-            try:
-                pieces.append(read_midi(path))
-            except MidiReadError as error:  # a silent piano-roll sample early in training
-                log.info("sample left out: %s", one_line(error))
+        paths, pieces = read_samples(paths, level=logging.INFO)  # early in training a piano-roll sample may be silent
         if not pieces:
             return
         for name, value in novelty_summary(pieces, self._training_pieces).items():
