@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import torch
 
+from musicrnn import compiled_sampling
 from musicrnn.models.note_lstm import NoteLSTM
 from musicrnn.representation import NUM_FEATURES, dequantise_time
 
@@ -45,12 +46,22 @@ def sample_class(
     top_k: int | None = None,
     top_p: float | None = None,
     generator: torch.Generator | None = None,
+    uniform: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One class (a pitch, or a timing bin) per row of `logits`; temperature <= 0 means greedy (argmax)."""
+    """One class (a pitch, or a timing bin) per row of `logits`; temperature <= 0 means greedy (argmax).
+
+    Sampling is by inverse CDF: the first class whose cumulative probability (float64) exceeds `uniform`
+    (one float64 in [0, 1) per row; drawn from `generator` when not given). One uniform per row, fixed in
+    advance, is what lets the compiled generation loop (`compiled_sampling`) draw the same notes as this one.
+    """
     if temperature <= 0:
         return logits.argmax(dim=-1)
-    probs = torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    if uniform is None:
+        uniform = torch.rand(logits.shape[:-1], generator=generator, dtype=torch.float64, device=logits.device)
+    probs = torch.softmax(filter_logits(logits / temperature, top_k, top_p).double(), dim=-1)
+    cumulative = probs.cumsum(dim=-1)
+    target = (uniform * cumulative[..., -1]).unsqueeze(-1)
+    return torch.searchsorted(cumulative, target, right=True).squeeze(-1).clamp_(max=logits.shape[-1] - 1)
 
 
 @torch.no_grad()
@@ -65,6 +76,7 @@ def generate_events(
     top_p: float | None = None,
     timing_temperature: float | None = None,
     seed: int | None = None,
+    compiled: bool = True,
 ) -> np.ndarray:
     """Continue `primer` ((P, 3) rows of pitch, step, duration; P >= 1) by `num_notes` notes, for
     `num_samples` independent samples at once. Returns (num_samples, num_notes, 3) float32.
@@ -73,6 +85,10 @@ def generate_events(
     so a note costs one time step, not a re-run of the whole window. Step and duration are the regression
     heads' outputs clamped at zero, or, with categorical timing heads, sampled at `timing_temperature`
     (default: `temperature`; top-k/top-p apply to pitch only).
+
+    With `compiled` (the default) the notes after the primer come from the Numba-compiled loop where it
+    covers the network and settings (`compiled_sampling.supports`: the paper's regression-timing models
+    on the CPU, without top-k/top-p); it draws the same notes as the torch loop for the same seed.
     """
     if num_notes < 1 or num_samples < 1:
         raise ValueError(f"num_notes and num_samples must be >= 1, got {num_notes}, {num_samples}")
@@ -87,19 +103,33 @@ def generate_events(
     inputs = torch.from_numpy(primer).to(device).unsqueeze(0).expand(num_samples, -1, -1).contiguous()
     out = torch.empty(num_samples, num_notes, NUM_FEATURES, device=device)
     timing_temperature = temperature if timing_temperature is None else timing_temperature
+    # Every random number up front, one per (note, pitch/step/duration, sample): both loops read the same.
+    uniforms = torch.rand(num_notes, NUM_FEATURES, num_samples, generator=generator, dtype=torch.float64, device=device)
     output, state = net(inputs)
+    if compiled and compiled_sampling.supports(net, top_k, top_p):
+        h, c = (s.detach().cpu().numpy().copy() for s in state)
+        if h.ndim == 3:  # one network: (layers, batch, hidden) -> (layers, K = 1, batch, hidden)
+            h, c = h[:, None].copy(), c[:, None].copy()
+        result = np.empty((num_samples, num_notes, NUM_FEATURES), np.float32)
+        last = lambda t: t[:, -1].detach().cpu().numpy()  # noqa: E731
+        compiled_sampling.compiled_note_loop(
+            net, result, uniforms[:, 0].cpu().numpy().copy(), last(output.pitch_logits), last(output.step),
+            last(output.duration), h, c, temperature,
+        )
+        net.train(was_training)
+        return result
     # After the primer, one note at a time through the network's stepper (the same arithmetic as its forward
     # with fused weights: a NoteLSTM's or an LSTM ensemble's), else through its forward.
     step = net.stepper() if hasattr(net, "stepper") else net
     for i in range(num_notes):
-        pitch = sample_class(output.pitch_logits[:, -1], temperature, top_k, top_p, generator)
+        pitch = sample_class(output.pitch_logits[:, -1], temperature, top_k, top_p, uniform=uniforms[i, 0])
         out[:, i, 0] = pitch.float()
         for column, name in ((1, "step"), (2, "duration")):
             logits = getattr(output, f"{name}_logits")
             if logits is None:
                 out[:, i, column] = getattr(output, name)[:, -1].clamp(min=0.0)
             else:
-                timing = sample_class(logits[:, -1], timing_temperature, generator=generator)
+                timing = sample_class(logits[:, -1], timing_temperature, uniform=uniforms[i, column])
                 out[:, i, column] = dequantise_time(timing.float(), net.config.timing_resolution)
         if i + 1 < num_notes:
             output, state = step(out[:, i : i + 1], state)

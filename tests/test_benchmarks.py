@@ -25,8 +25,8 @@ def test_the_benchmark_suite_runs_and_writes_its_table(tmp_path):
     results = json.loads(out.read_text())
     assert results["quick"] and results["machine"]["torch"]
     names = [row["measurement"] for row in results["table"]]
-    for expected in ("training: musicrnn / plain", "generation, batch 1: musicrnn (notes/s)",
-                     "ensemble generation: time of K=5 / one model", "data preparation: 2 workers / 1"):
+    for expected in ("training: musicrnn / plain", "generation, batch 1: musicrnn, compiled loop (notes/s)",
+                     "ensemble generation, compiled loop: time of K=5 / one model", "data preparation: 2 workers / 1"):
         assert expected in names
     assert all(row["value"] > 0 for row in results["table"])
     assert results["data_preparation_2"]["files"] == 12

@@ -221,8 +221,10 @@ def test_the_ensemble_stepper_generates_the_same_notes_as_the_ensemble_forward(s
     net = ensemble_from_modules(members).net
     rng = np.random.default_rng(0)
     primer = np.stack([rng.integers(48, 80, 20), rng.choice([0.0, 0.25, 0.5], 20), rng.choice([0.25, 0.5, 1.0], 20)], 1).astype(np.float32)
-    fast = generate_events(net, primer, 120, num_samples=2, seed=3)
+    fast = generate_events(net, primer, 120, num_samples=2, seed=3, compiled=False)
+    compiled = generate_events(net, primer, 120, num_samples=2, seed=3)  # the Numba loop, where it covers the settings
     monkeypatch.setattr(NoteEnsembleNet, "stepper", lambda self: self)
-    plain = generate_events(net, primer, 120, num_samples=2, seed=3)
-    assert np.array_equal(fast[..., 0], plain[..., 0])
+    plain = generate_events(net, primer, 120, num_samples=2, seed=3, compiled=False)
+    assert np.array_equal(fast[..., 0], plain[..., 0]) and np.array_equal(compiled[..., 0], plain[..., 0])
     np.testing.assert_allclose(fast[..., 1:], plain[..., 1:], atol=1e-6)
+    np.testing.assert_allclose(compiled[..., 1:], plain[..., 1:], atol=1e-5)

@@ -179,8 +179,9 @@ def lightning_training(corpus: str | None = None, quick: bool = False) -> dict:
 
 
 def generation(quick: bool = False) -> dict:
-    """Notes per second of the seed model with temperature sampling: musicrnn's generator (state carried)
-    vs the TensorFlow tutorial's method (re-run the 25-note window for every note), batch 1 and 16."""
+    """Notes per second of the seed model with temperature sampling, batch 1 and 16: musicrnn's generator
+    (state carried; the compiled loop, and the torch loop it replaces) vs the TensorFlow tutorial's method
+    (re-run the 25-note window for every note)."""
     from musicrnn.sampling import generate_events
 
     torch.manual_seed(0)
@@ -193,6 +194,8 @@ def generation(quick: bool = False) -> dict:
     for batch in (1, 16):
         seconds = median_seconds(lambda: generate_events(net, primer, notes, num_samples=batch, seed=0), repeats)
         results[f"carried_notes_per_s_b{batch}"] = batch * notes / seconds
+        seconds = median_seconds(lambda: generate_events(net, primer, notes, num_samples=batch, seed=0, compiled=False), repeats)
+        results[f"torch_loop_notes_per_s_b{batch}"] = batch * notes / seconds
         seconds = median_seconds(lambda: window_rerun(net, primer, notes, batch), repeats)
         results[f"window_notes_per_s_b{batch}"] = batch * notes / seconds
     return results
@@ -226,9 +229,14 @@ def ensemble_generation(quick: bool = False) -> dict:
     primer = np.zeros((25, 3), dtype=np.float32)
     primer[:, 0] = 60
     notes = 32 if quick else 256
-    single = median_seconds(lambda: generate_events(modules[0].net, primer, notes, seed=0), 2 if quick else 5)
-    five = median_seconds(lambda: generate_events(ensemble.net, primer, notes, seed=0), 2 if quick else 5)
-    return {"single_seconds": single, "ensemble5_seconds": five, "ensemble5_ratio": five / single}
+    results = {}
+    for compiled in (True, False):
+        single = median_seconds(lambda: generate_events(modules[0].net, primer, notes, seed=0, compiled=compiled), 2 if quick else 5)
+        five = median_seconds(lambda: generate_events(ensemble.net, primer, notes, seed=0, compiled=compiled), 2 if quick else 5)
+        loop = "compiled" if compiled else "torch_loop"
+        results.update({f"{loop}_single_seconds": single, f"{loop}_ensemble5_seconds": five, f"{loop}_ensemble5_ratio": five / single,
+                        f"{loop}_ensemble5_notes_per_s": notes / five})
+    return results
 
 
 def data_preparation(corpus: str, workers: int) -> dict:

@@ -1,0 +1,252 @@
+"""The note-sampling loop compiled with Numba: after the primer, every note of every sample without a
+Python-level operation per note.
+
+Why not torch: at batch 1 a note is ~0.8 MFLOP, a few microseconds of arithmetic, but the torch stepper
+dispatches ~70 operations per note at several microseconds each (~300 us a note; see
+experiments/benchmarks/README.md). Here the whole loop is one compiled function: each layer's fused
+[input, hidden] x weights product is one BLAS call (`np.dot`), the gates, the heads and the sampling are
+plain loops. It runs the same arithmetic as `NoteLSTM.forward` / `NoteEnsembleNet.forward` in eval mode,
+and samples with the same rule and the same uniforms as `musicrnn.sampling.sample_class`, so for one seed
+it gives the same notes as the torch loop (timing equal to float rounding; a pitch could differ only if a
+uniform fell within rounding of a class boundary).
+
+Covered: `NoteLSTM` and `NoteEnsembleNet` on the CPU with regression timing heads (the paper's model),
+any pitch input and timing input, temperature or greedy sampling without top-k/top-p. Everything else
+takes the torch loop (`supports` says which).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from numba import njit
+from torch import nn
+
+
+def supports(net: nn.Module, top_k: int | None, top_p: float | None) -> bool:
+    """Whether `compiled_note_loop` can generate from `net` with these sampling settings."""
+    from musicrnn.models.ensemble import NoteEnsembleNet
+    from musicrnn.models.note_lstm import NoteLSTM
+
+    if not isinstance(net, (NoteLSTM, NoteEnsembleNet)) or net.config.timing_head != "regression":
+        return False
+    if (top_k is not None and 0 < top_k < net.config.num_pitches) or (top_p is not None and 0.0 < top_p < 1.0):
+        return False
+    return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in net.state_dict().values())
+
+
+class MemberWeights:
+    """A `NoteLSTM` (K = 1) or an LSTM ensemble's K members as NumPy arrays in the loop's layout: per layer
+    the input and recurrent weights fused into one (K, input + hidden, 4 hidden) matrix (PyTorch's gate order
+    i, f, g, o), the dense layer and the three heads as (K, in, out)."""
+
+    def __init__(self, net: nn.Module):
+        from musicrnn.models.ensemble import NoteEnsembleNet
+
+        with torch.no_grad():
+            if isinstance(net, NoteEnsembleNet):
+                rnn = net.lstm
+                layers = [
+                    (torch.cat([getattr(rnn, f"w_ih_{l}").transpose(1, 2), getattr(rnn, f"w_hh_t_{l}")], dim=1),
+                     getattr(rnn, f"b_ih_{l}") + getattr(rnn, f"b_hh_{l}"))
+                    for l in range(rnn.num_layers)
+                ]
+                dense = (net.dense[0].weight.transpose(1, 2), net.dense[0].bias) if isinstance(net.dense, nn.Sequential) else None
+                heads = [(h.weight.transpose(1, 2), h.bias) for h in (net.pitch_head, net.step_head, net.duration_head)]
+                table = net.pitch_tables  # (pitches, K, dim) or None
+                log_weights = net.log_weights
+            else:
+                lstm = net.lstm
+                layers = [
+                    (torch.cat([getattr(lstm, f"weight_ih_l{l}"), getattr(lstm, f"weight_hh_l{l}")], dim=1).t()[None],
+                     (getattr(lstm, f"bias_ih_l{l}") + getattr(lstm, f"bias_hh_l{l}"))[None])
+                    for l in range(lstm.num_layers)
+                ]
+                dense = (net.dense[0].weight.t()[None], net.dense[0].bias[None]) if isinstance(net.dense, nn.Sequential) else None
+                heads = [(h.weight.t()[None], h.bias[None]) for h in (net.pitch_head, net.step_head, net.duration_head)]
+                table = net.pitch_embedding.weight[:, None] if net.pitch_embedding is not None else None
+                log_weights = torch.zeros(1)
+        array = lambda t: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)  # noqa: E731
+        self.first_weight, self.first_bias = array(layers[0][0]), array(layers[0][1])
+        hidden = self.first_bias.shape[1] // 4
+        k = self.first_weight.shape[0]
+        # Layers after the first share one shape: one array (layers - 1, K, 2 hidden, 4 hidden).
+        self.rest_weight = array(torch.stack([w for w, _ in layers[1:]])) if len(layers) > 1 else np.zeros((0, k, 2 * hidden, 4 * hidden), np.float32)
+        self.rest_bias = array(torch.stack([b for _, b in layers[1:]])) if len(layers) > 1 else np.zeros((0, k, 4 * hidden), np.float32)
+        self.has_dense = dense is not None
+        self.dense_weight = array(dense[0]) if dense else np.zeros((k, 1, 1), np.float32)
+        self.dense_bias = array(dense[1]) if dense else np.zeros((k, 1), np.float32)
+        self.head_weight = array(torch.cat([w for w, _ in heads], dim=2))  # (K, features, pitches + 2)
+        self.head_bias = array(torch.cat([b for _, b in heads], dim=1))
+        self.table = array(table) if table is not None else np.zeros((0, k, 0), np.float32)
+        self.member_weights = np.exp(log_weights.detach().double().cpu().numpy())
+        self.log_weights = log_weights.detach().double().cpu().numpy()
+
+
+def compiled_note_loop(
+    net: nn.Module,
+    out: np.ndarray,
+    uniforms: np.ndarray,
+    pitch_logits: np.ndarray,
+    step: np.ndarray,
+    duration: np.ndarray,
+    h: np.ndarray,
+    c: np.ndarray,
+    temperature: float,
+) -> None:
+    """Fill `out` (samples, notes, 3) float32 from the predictions after the primer: `pitch_logits`
+    (samples, pitches), `step` and `duration` (samples,), and the LSTM state `h`, `c` ((layers, K, samples,
+    hidden), updated in place). `uniforms` (notes, samples) float64 are the sampling's random numbers."""
+    weights = MemberWeights(net)
+    config = net.config
+    _note_loop(
+        out, uniforms, np.ascontiguousarray(pitch_logits, np.float32), np.ascontiguousarray(step, np.float32),
+        np.ascontiguousarray(duration, np.float32), h, c,
+        weights.first_weight, weights.first_bias, weights.rest_weight, weights.rest_bias,
+        weights.has_dense, weights.dense_weight, weights.dense_bias, weights.head_weight, weights.head_bias,
+        weights.table, weights.log_weights, weights.member_weights,
+        float(temperature), config.num_pitches, config.timing_input == "log", np.float32(config.timing_resolution),
+    )
+
+
+@njit(cache=True)
+def _sample(logits, u, temperature):
+    """`sample_class`'s rule for one row: argmax when temperature <= 0, else the class whose cumulative
+    softmax(logits / temperature) (float64) first exceeds u times the total."""
+    classes = logits.shape[0]
+    if temperature <= 0:
+        best = 0
+        for p in range(1, classes):
+            if logits[p] > logits[best]:
+                best = p
+        return best
+    scale = np.float32(1.0 / temperature)  # torch divides a float32 tensor by a scalar as x * (1 / t)
+    scaled = np.empty(classes, np.float64)
+    top = -np.inf
+    for p in range(classes):
+        scaled[p] = np.float64(logits[p] * scale)
+        top = max(top, scaled[p])
+    total = 0.0
+    for p in range(classes):
+        scaled[p] = math.exp(scaled[p] - top)
+        total += scaled[p]
+    cumulative = 0.0
+    for p in range(classes):
+        scaled[p] = cumulative = cumulative + scaled[p] / total
+    target = u * cumulative
+    for p in range(classes):
+        if scaled[p] > target:
+            return p
+    return classes - 1
+
+
+# tanh as a ratio of polynomials (Eigen's float tanh: error < 4e-7 over the line), made of multiplies, adds
+# and one divide so the gate loops compile to SIMD; `math.exp`/`math.tanh` are scalar calls (~7 ns each) that
+# took half the time of a step at batch 16. sigmoid(x) = (1 + tanh(x / 2)) / 2.
+_TANH_CLAMP = np.float32(7.90531110763549805)
+_A1, _A3, _A5, _A7 = np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04), np.float32(1.48572235717979e-05), np.float32(5.12229709037114e-08)
+_A9, _A11, _A13 = np.float32(-8.60467152213735e-11), np.float32(2.00018790482477e-13), np.float32(-2.76076847742355e-16)
+_B0, _B2, _B4, _B6 = np.float32(4.89352518554385e-03), np.float32(2.26843463243900e-03), np.float32(1.18534705686654e-04), np.float32(1.19825839466702e-06)
+_HALF = np.float32(0.5)
+
+
+@njit(cache=True, inline="always")
+def _tanh(x):
+    x = min(max(x, -_TANH_CLAMP), _TANH_CLAMP)
+    x2 = x * x
+    p = ((((((_A13 * x2 + _A11) * x2 + _A9) * x2 + _A7) * x2 + _A5) * x2 + _A3) * x2 + _A1) * x
+    q = ((_B6 * x2 + _B4) * x2 + _B2) * x2 + _B0
+    return p / q
+
+
+@njit(cache=True, inline="always")
+def _sigmoid(x):
+    return _HALF + _HALF * _tanh(_HALF * x)
+
+
+@njit(cache=True, fastmath=True)  # no NaN/inf checks in min/max: lets the loop vectorize
+def _lstm_cell(gates, h, c):
+    """PyTorch's LSTM cell from pre-activations (rows, 4 hidden) in i, f, g, o order; h and c in place."""
+    hidden = h.shape[1]
+    for b in range(h.shape[0]):
+        for j in range(hidden):
+            cell = _sigmoid(gates[b, hidden + j]) * c[b, j] + _sigmoid(gates[b, j]) * _tanh(gates[b, 2 * hidden + j])
+            c[b, j] = cell
+            h[b, j] = _sigmoid(gates[b, 3 * hidden + j]) * _tanh(cell)
+
+
+@njit(cache=True)
+def _note_loop(out, uniforms, pitch_logits, step, duration, h, c, first_weight, first_bias, rest_weight, rest_bias,
+               has_dense, dense_weight, dense_bias, head_weight, head_bias, table, log_weights, member_weights,
+               temperature, num_pitches, log_timing, resolution):
+    layers, members, batch, hidden = h.shape
+    notes = out.shape[1]
+    pitches = pitch_logits.shape[1]
+    inputs = first_weight.shape[1] - hidden
+    embedded = table.shape[2] > 0
+    first_rows = np.zeros((batch, inputs + hidden), np.float32)
+    rows = np.zeros((batch, 2 * hidden), np.float32)
+    member_log_probs = np.empty((members, batch, pitches), np.float64)
+    for i in range(notes):
+        for b in range(batch):
+            out[b, i, 0] = _sample(pitch_logits[b], uniforms[i, b], temperature)
+            out[b, i, 1] = max(step[b], np.float32(0.0))
+            out[b, i, 2] = max(duration[b], np.float32(0.0))
+        if i + 1 == notes:
+            break
+        step[:] = 0.0
+        duration[:] = 0.0
+        for k in range(members):
+            # The note just sampled, encoded as `encode_events` does, beside layer 0's state.
+            for b in range(batch):
+                pitch = out[b, i, 0]
+                timing = (out[b, i, 1], out[b, i, 2])
+                if embedded:
+                    row = min(max(int(pitch), 0), num_pitches - 1)
+                    for e in range(inputs - 2):
+                        first_rows[b, e] = table[row, k, e]
+                else:
+                    first_rows[b, 0] = pitch / np.float32(num_pitches)
+                for t in range(2):
+                    value = timing[t]
+                    if log_timing:
+                        value = np.float32(math.log1p(max(value, np.float32(0.0)) / resolution))
+                    first_rows[b, inputs - 2 + t] = value
+                first_rows[b, inputs:] = h[0, k, b]
+            gates = np.dot(first_rows, first_weight[k]) + first_bias[k]
+            _lstm_cell(gates, h[0, k], c[0, k])
+            for layer in range(1, layers):
+                rows[:, :hidden] = h[layer - 1, k]
+                rows[:, hidden:] = h[layer, k]
+                gates = np.dot(rows, rest_weight[layer - 1, k]) + rest_bias[layer - 1, k]
+                _lstm_cell(gates, h[layer, k], c[layer, k])
+            features = h[layers - 1, k]
+            if has_dense:
+                features = np.maximum(np.dot(features, dense_weight[k]) + dense_bias[k], np.float32(0.0))
+            heads = np.dot(np.ascontiguousarray(features), head_weight[k]) + head_bias[k]
+            for b in range(batch):
+                step[b] += np.float32(heads[b, pitches] * member_weights[k]) if members > 1 else heads[b, pitches]
+                duration[b] += np.float32(heads[b, pitches + 1] * member_weights[k]) if members > 1 else heads[b, pitches + 1]
+                if members == 1:
+                    pitch_logits[b] = heads[b, :pitches]
+                else:  # log_softmax of this member's logits plus its log weight
+                    top = -np.inf
+                    for p in range(pitches):
+                        top = max(top, np.float64(heads[b, p]))
+                    total = 0.0
+                    for p in range(pitches):
+                        total += math.exp(heads[b, p] - top)
+                    for p in range(pitches):
+                        member_log_probs[k, b, p] = heads[b, p] - top - math.log(total) + log_weights[k]
+        if members > 1:  # the mixture: log of the weighted mean of the members' probabilities
+            for b in range(batch):
+                for p in range(pitches):
+                    top = -np.inf
+                    for k in range(members):
+                        top = max(top, member_log_probs[k, b, p])
+                    total = 0.0
+                    for k in range(members):
+                        total += math.exp(member_log_probs[k, b, p] - top)
+                    pitch_logits[b, p] = top + math.log(total)
