@@ -163,8 +163,6 @@ def make_study(
         raise MusicrnnError(f"clip_seconds must be positive, got {clip_seconds}")
     if (out / STUDY_FILE).exists():
         raise MusicrnnError(f"{out} already holds a study ({STUDY_FILE}); choose another out= or delete it")
-    if reason := audio_unavailable_reason():
-        raise AudioUnavailable(reason)
 
     rng = random.Random(seed)
     chosen: dict[str, list[Path]] = {}
@@ -173,6 +171,8 @@ def make_study(
         if max_per_system is not None and len(files) > max_per_system:
             files = sorted(rng.sample(files, max_per_system))
         chosen[name] = files
+    if reason := audio_unavailable_reason():  # before reading a possibly large set of files
+        raise AudioUnavailable(reason)
     notes = {(name, f): read_clip_notes(f) for name, files in chosen.items() for f in files}
     ids = _opaque_ids(len(notes))
 
