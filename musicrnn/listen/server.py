@@ -174,8 +174,17 @@ def running(app: Flask, *, host: str = "127.0.0.1", port: int = 0, threads: int 
     try:
         yield base_urls(server)[0]
     finally:
-        server.close()
+        # waitress's close() stops listening but its loop runs on while a browser holds a keep-alive
+        # connection open: close those too, on the server's own thread (its trigger runs the function
+        # between two polls), so the loop ends at once.
+        def close_everything():
+            for channel in list(server.active_channels.values()):
+                channel.handle_close()
+            server.close()
+
+        server.trigger.pull_trigger(close_everything)
         thread.join(timeout=10)
+        server.task_dispatcher.shutdown()
 
 
 def serve(folder: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8000, threads: int = 8, token: str | None = None, announce: Callable[[str], None] = print) -> None:
