@@ -378,7 +378,8 @@ def test_a_killed_and_restarted_server_has_lost_no_rating(tones):
         assert call(f"{url}/api/ratings", "POST", full_rating(participant, clip_id, harmony=5))[0] == 200
         sent[(participant, clip_id)] = Rating(**full_rating(participant, clip_id, harmony=5))
         results = call(f"{url}/api/results?token={TOKEN}")[1]
-        assert results["participants"] == 3 and sum(s["ratings"] for s in results["summaries"] if s["aspect"] == "overall") == 9
+        assert (results["participants"], results["listeners"], results["ratings"]) == (3, 3, 9)
+        assert sum(s["ratings"] for s in results["summaries"] if s["aspect"] == "overall") == 9
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)

@@ -13,7 +13,8 @@ from musicrnn.listen.store import ASPECTS
 CI_NOTE = (
     "95% CI (ratings) treats every rating as independent; 95% CI (listeners) takes each listener's mean "
     "as one observation (t interval over listeners), which allows for lenient and strict listeners and is "
-    "the one to quote. Neither allows for clip effects. Identification: share of \"human or machine?\" "
+    "the one to quote. Neither allows for clip effects, and with few ratings a t interval can reach past "
+    "the 1-5 scale (it is not clipped). Identification: share of \"human or machine?\" "
     "answers that were right (Wilson 95% interval); \"not sure\" is not counted."
 )
 
@@ -34,7 +35,7 @@ def markdown(summaries: list[AspectSummary], identifications: list[Identificatio
     lines = [
         "# Listening study: Average Listener Rating",
         "",
-        f"{participants} listener(s), {sum(s.ratings for s in summaries if s.aspect == ASPECTS[0])} rated clip(s), "
+        f"{participants} listener(s) gave {sum(s.ratings for s in summaries if s.aspect == ASPECTS[0])} rating(s); "
         f"{clips} clip(s) in the study. Ratings from 1 (poor) to 5 (excellent).",
         "",
         f"| system | aspect | mean | 95% CI (ratings) | 95% CI (listeners) | ratings | listeners | share ≥ {GOOD} |",

@@ -116,30 +116,31 @@ def create_app(study: Study, store: RatingStore, *, results_token: str, max_body
             return error("wrong results token", 403)
         return None
 
-    def results_now() -> tuple[list[stats.AspectSummary], list[stats.Identification]]:
+    def results_now() -> dict:
         ratings = store.ratings()
-        return stats.summarize(study, ratings), stats.identification(study, ratings)
+        return {
+            "participants": store.participant_count(),  # everyone who opened the page
+            "listeners": len({r.participant_id for r in ratings}),  # those who rated at least one clip
+            "ratings": len(ratings),
+            "clips": len(clip_ids),
+            "summaries": stats.summarize(study, ratings),
+            "identification": stats.identification(study, ratings),
+        }
 
     @app.get("/api/results")
     def results_json():
         if refusal := token_refusal():
             return refusal
-        summaries, identifications = results_now()
-        return jsonify(
-            participants=store.participant_count(), clips=len(clip_ids),
-            summaries=[_json_safe(asdict(s)) for s in summaries],
-            identification=[_json_safe(asdict(i)) for i in identifications],
-        )
+        results = results_now()
+        results["summaries"] = [_json_safe(asdict(s)) for s in results["summaries"]]
+        results["identification"] = [_json_safe(asdict(i)) for i in results["identification"]]
+        return jsonify(results)
 
     @app.get("/results")
     def results_page():
         if refusal := token_refusal():
             return refusal
-        summaries, identifications = results_now()
-        return render_template(
-            "results.html", summaries=summaries, identifications=identifications,
-            participants=store.participant_count(), clips=len(clip_ids), note=CI_NOTE,
-        )
+        return render_template("results.html", note=CI_NOTE, **results_now())
 
     return app
 
