@@ -24,7 +24,6 @@ import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import miditoolkit
 import numpy as np
 import pytest
 
