@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import glob
 import os
-import pickle
 from pathlib import Path
 from typing import Sequence
 
 import pytorch_lightning as pl
-import torch
 
+from musicrnn.checkpoint_io import read_checkpoint
 from musicrnn.errors import CheckpointError
 from musicrnn.models import note_module, pianoroll_module
 from musicrnn.models.note_module import NoteLSTMModule
@@ -27,20 +26,11 @@ def load_module(path: str | os.PathLike) -> NoteLSTMModule | PianoRollModule:
     """Rebuild a trained model from a checkpoint alone (no training config), on the CPU, in eval mode:
     a `NoteLSTMModule` or a `PianoRollModule`, whichever the checkpoint holds.
 
-    The checkpoint is read with `weights_only=True`: it holds only tensors and plain values, so loading
-    one from someone else cannot run code.
+    The checkpoint is read by `checkpoint_io.read_checkpoint` (an allow-list of pickle globals, then
+    `weights_only=True`): loading one from someone else cannot run code.
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(path, "file not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # torch's own message suggests weights_only=False, which would run arbitrary code: not for us.
-        raise CheckpointError(path, "not a musicrnn checkpoint (not a PyTorch file of tensors and plain values)") from None
-    except Exception as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(path, f"cannot be read ({first_line})") from None
+    checkpoint = read_checkpoint(path)
     meta = checkpoint.get("musicrnn") if isinstance(checkpoint, dict) else None
     if not isinstance(meta, dict):
         raise CheckpointError(path, "not a musicrnn checkpoint (no 'musicrnn' section)")
@@ -48,8 +38,11 @@ def load_module(path: str | os.PathLike) -> NoteLSTMModule | PianoRollModule:
     if model not in MODULES:
         raise CheckpointError(path, f"holds an unknown model {model!r}, expected one of {sorted(MODULES)}")
     module_class, version = MODULES[model]
-    if meta.get("format_version") != version:
-        raise CheckpointError(path, f"format version {meta.get('format_version')}, this musicrnn reads version {version}")
+    saved_version = meta.get("format_version")
+    if isinstance(saved_version, int) and saved_version > version:
+        raise CheckpointError(path, f"format version {saved_version} was written by a newer musicrnn; this one reads version {version}: upgrade musicrnn")
+    if saved_version != version:
+        raise CheckpointError(path, f"format version {saved_version}, this musicrnn reads version {version}")
     try:
         module = module_class(**checkpoint["hyper_parameters"])
         module.load_state_dict(checkpoint["state_dict"])

@@ -22,7 +22,9 @@ from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from musicrnn.callbacks.random_state import RandomStateCheckpoint
 from musicrnn.checkpoint import expand_checkpoints, load_model, load_module
+from musicrnn.checkpoint_io import SafeCheckpointIO
 from musicrnn.conf_dir import CONFIG_DIR
 from musicrnn.data.pianoroll_data import PianoRollDataModule
 from musicrnn.errors import CheckpointError, MusicrnnError, errors_as_one_line
@@ -51,6 +53,9 @@ def train(cfg: DictConfig, command: str = "musicrnn-train") -> tuple[dict[str, f
     started = time.perf_counter()
     # One checkpoint resumes training (or is tested); several (a list or a glob) are tested as an ensemble.
     spec = cfg.get("ckpt_path")
+    if spec == "last":
+        spec = str(latest_last_checkpoint(Path(cfg.paths.log_dir) / cfg.task_name))
+        log.info("ckpt_path=last: resuming from %s", spec)
     checkpoints = expand_checkpoints(spec) if spec else []  # a ListConfig is a Sequence: used as it is
     for path in checkpoints:
         if not path.is_file():
@@ -77,7 +82,11 @@ def train(cfg: DictConfig, command: str = "musicrnn-train") -> tuple[dict[str, f
     loggers = instantiate_group(cfg.get("logger"))
     if not loggers:  # logger=none: Lightning refuses a learning-rate monitor with nothing to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    # Always: random states in every checkpoint (an exact resume), atomic checkpoint writes and safe reads.
+    callbacks.append(RandomStateCheckpoint())
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[SafeCheckpointIO()]
+    )
 
     metrics: dict[str, float] = {}
     resume = str(checkpoints[0]) if checkpoints and cfg.get("train") else None
@@ -178,6 +187,15 @@ def check_model_matches_data(model: pl.LightningModule, datamodule: pl.Lightning
         mine, data = model.hparams.get(name), getattr(datamodule, name, None)
         if data is not None and mine != data:
             raise MusicrnnError(f"the model has {name}={mine!r} but the data has {data!r}: set data.{name}={mine!r} (or use a matching checkpoint)")
+
+
+def latest_last_checkpoint(task_dir: Path) -> Path:
+    """The newest `last.ckpt` of this task's runs (`ckpt_path=last`)."""
+    pattern = "runs/*/checkpoints/last.ckpt"
+    found = sorted(task_dir.glob(pattern), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise CheckpointError("last", f"no {task_dir / pattern} to resume from")
+    return found[-1]
 
 
 def check_resumable(model: pl.LightningModule, path: Path) -> None:
