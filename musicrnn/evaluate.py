@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from musicrnn.checkpoint import expand_checkpoints
 from musicrnn.conf_dir import CONFIG_DIR
+from musicrnn.config_validation import validate_generation
 from musicrnn.errors import MusicrnnError, errors_as_one_line, one_line
 from musicrnn.evaluation import figures
 from musicrnn.evaluation.audio import AudioUnavailable, audio_unavailable_reason, render_wav
@@ -57,6 +58,7 @@ def evaluate(cfg: DictConfig) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     if not cfg.get("ckpt_path"):
         raise MusicrnnError("ckpt_path is not set: musicrnn-evaluate ckpt_path=logs/train/runs/<run>/checkpoints/best.ckpt (or a list or glob of them)")
+    validate_generation(OmegaConf.to_container(cfg, resolve=False))  # before any checkpoint or data is read
     checkpoints = [str(p) for p in expand_checkpoints(cfg.ckpt_path)]
     test_metrics, objects = train(cfg, command="musicrnn-evaluate: the test split")  # train=false: tests the checkpoint (or ensemble) as loaded
     module, datamodule = objects["model"], objects["datamodule"]

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import hydra
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from musicrnn.checkpoint import load_model
 from musicrnn.conf_dir import CONFIG_DIR
+from musicrnn.config_validation import validate_generation
 from musicrnn.errors import MusicrnnError, errors_as_one_line
 from musicrnn.midi_io import read_midi, write_midi
 from musicrnn.models.note_module import NoteLSTMModule
@@ -151,6 +152,7 @@ def sample_checkpoint(
 
 
 def generate(cfg: DictConfig) -> list[Path]:
+    validate_generation(OmegaConf.to_container(cfg, resolve=False))  # before the checkpoint is read
     module = load_model(cfg.ckpt_path, cfg.get("ensemble_weights"))  # several checkpoints: their ensemble
     paths = sample_checkpoint(
         module,
@@ -162,7 +164,7 @@ def generate(cfg: DictConfig) -> list[Path]:
         num_notes=int(cfg.num_notes),
         num_frames=int(cfg.num_frames),
         num_samples=int(cfg.num_samples),
-        temperature=float(cfg.temperature),
+        temperature=0.0 if cfg.get("greedy") else float(cfg.temperature),
         top_k=cfg.top_k,
         top_p=cfg.top_p,
         timing_temperature=cfg.timing_temperature,

@@ -26,6 +26,7 @@ from musicrnn.callbacks.random_state import RandomStateCheckpoint
 from musicrnn.checkpoint import expand_checkpoints, load_model, load_module
 from musicrnn.checkpoint_io import SafeCheckpointIO
 from musicrnn.conf_dir import CONFIG_DIR
+from musicrnn.config_validation import validate_run_config
 from musicrnn.data.pianoroll_data import PianoRollDataModule
 from musicrnn.errors import CheckpointError, MusicrnnError, errors_as_one_line
 from musicrnn.generate import sample_checkpoint
@@ -51,6 +52,7 @@ def train(cfg: DictConfig, command: str = "musicrnn-train") -> tuple[dict[str, f
     """Fit, test the best checkpoint, write a sample. Returns (metrics, objects), so tests and sweepers
     can read the numbers."""
     started = time.perf_counter()
+    validate_run_config(cfg)  # unknown keys, wrong types, out-of-range values: before any work
     # One checkpoint resumes training (or is tested); several (a list or a glob) are tested as an ensemble.
     spec = cfg.get("ckpt_path")
     if spec == "last":

@@ -149,8 +149,11 @@ class NoteSequenceDataModule(SplitLoaders, pl.LightningDataModule):
             ", ".join(f"{s} {len(self.split_indices[s])} pieces / {len(self.datasets[s])} windows" for s in SPLITS),
         )
         if len(self.datasets["train"]) == 0:
+            offsets = self.split_events("train")[1]
+            longest = int(np.diff(offsets).max()) if len(offsets) > 1 else 0
             raise MusicrnnError(
-                f"no training window: every training piece has fewer than seq_len + 1 = {self.seq_len + 1} notes"
+                f"data.seq_len={self.seq_len}: no training window, every training piece has fewer than seq_len + 1 = "
+                f"{self.seq_len + 1} notes (the longest has {longest}); allowed: data.seq_len <= {max(longest - 1, 0)}"
             )
 
     def split_events(self, split: str) -> tuple[np.ndarray, np.ndarray]:

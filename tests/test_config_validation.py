@@ -1,0 +1,114 @@
+"""Validated configs: each rule stops the run before any work, with one line naming the key, the value and
+what is allowed. Every rule on the composed config (Hydra's compose, in process); the CLIs end to end once each."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from musicrnn.conf_dir import CONFIG_DIR
+from musicrnn.config_validation import ConfigError, type_allows, validate_generation, validate_run_config
+from test_cli import cli, train_args
+
+
+def composed(config_name: str, overrides: list[str]):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("model.hidden_size=abc", "model.hidden_size='abc': allowed: int"),  # a wrong type
+    ("model.dropout=[0.1]", "model.dropout=[0.1]: allowed: float"),
+    ("+model.hiden_size=64", "model.hiden_size=64: not a setting of NoteLSTMModule (its settings: hidden_size,"),  # an unknown key
+    ("+data.batchsize=8", "data.batchsize=8: not a setting of NoteSequenceDataModule"),
+    ("+trainer.max_epoch=3", "trainer.max_epoch=3: not a setting of Trainer"),
+    ("model.dropout=1.0", "model.dropout=1.0: allowed: a number in [0, 1)"),  # out of range
+    ("model.dropout=-0.1", "model.dropout=-0.1: allowed: a number in [0, 1)"),
+    ("model.hidden_size=0", "model.hidden_size=0: allowed: an integer >= 1"),
+    ("model.num_layers=0", "model.num_layers=0: allowed: an integer >= 1"),
+    ("model.learning_rate=0", "model.learning_rate=0: allowed: a number > 0"),
+    ("data.seq_len=0", "data.seq_len=0: allowed: an integer >= 1"),
+    ("sample.temperature=0", "sample.temperature=0: allowed: a number > 0"),
+])
+def test_each_training_config_rule(override, expected, tmp_path):
+    cfg = composed("train", ["data=midi_dir", f"data.path={tmp_path}", f"paths.output_dir={tmp_path}", override])
+    with pytest.raises(ConfigError) as error:
+        validate_run_config(cfg)
+    assert str(error.value).startswith(expected)
+
+
+@pytest.mark.slow
+def test_a_bad_training_config_stops_the_cli_before_any_work(session_corpus, tmp_path):
+    result = cli("musicrnn-train", *train_args(session_corpus, tmp_path / "logs", "model.dropout=1.0"), cwd=tmp_path, check=False)
+    expected = "model.dropout=1.0: allowed: a number in [0, 1)"
+    assert result.returncode == 1, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"musicrnn-train: error: {expected}"), last
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("logs/train/runs/*/checkpoints")), "work started before the config was checked"
+
+
+@pytest.mark.slow
+def test_a_seq_len_longer_than_every_piece_names_the_longest(session_corpus, tmp_path):
+    result = cli("musicrnn-train", *train_args(session_corpus, tmp_path / "logs", "data.seq_len=100000"), cwd=tmp_path, check=False)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1 and last.startswith("musicrnn-train: error: data.seq_len=100000: no training window")
+    assert "allowed: data.seq_len <= " in last and "(the longest has " in last
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("temperature=0", "temperature=0: allowed: a number > 0 (greedy decoding: greedy=true)"),
+    ("temperature=-1.5", "temperature=-1.5: allowed: a number > 0"),
+    ("top_p=0", "top_p=0: allowed: a number in (0, 1], or null"),
+    ("top_p=1.5", "top_p=1.5: allowed: a number in (0, 1], or null"),
+    ("num_notes=0", "num_notes=0: allowed: an integer >= 1"),
+    ("num_samples=0", "num_samples=0: allowed: an integer >= 1"),
+    ("top_k=0", "top_k=0: allowed: an integer >= 1"),
+    ("temperature=warm", "temperature='warm': allowed: a number > 0"),
+])
+def test_each_generation_rule(override, expected, tmp_path):
+    for config_name in ("generate", "evaluate"):
+        cfg = composed(config_name, [f"ckpt_path={tmp_path / 'missing.ckpt'}", override])
+        with pytest.raises(ConfigError) as error:
+            validate_generation(OmegaConf.to_container(cfg, resolve=False))
+        assert str(error.value).startswith(expected)
+
+
+@pytest.mark.slow
+def test_bad_generation_settings_stop_the_clis_before_the_checkpoint_is_read(tmp_path):
+    # The checkpoint does not exist: the settings are checked first, so the error is about them.
+    for command in ("musicrnn-generate", "musicrnn-evaluate"):
+        result = cli(command, f"ckpt_path={tmp_path / 'missing.ckpt'}", "top_p=1.5", cwd=tmp_path, check=False)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1] == f"{command}: error: top_p=1.5: allowed: a number in (0, 1], or null"
+
+
+@pytest.mark.slow
+def test_greedy_is_its_own_switch(tmp_path, session_corpus):
+    cli("musicrnn-train", *train_args(session_corpus, tmp_path / "logs", "trainer.max_epochs=1", "logger=none", "test=false", "sample.num_notes=0"), cwd=tmp_path)
+    (best,) = tmp_path.glob("logs/train/runs/*/checkpoints/best.ckpt")
+    outputs = []
+    for seed in (1, 2):
+        cli("musicrnn-generate", f"ckpt_path={best}", "greedy=true", "num_notes=30", f"seed={seed}", f"output=g{seed}.mid", cwd=tmp_path)
+        outputs.append((tmp_path / f"g{seed}.mid").read_bytes())
+    assert outputs[0] == outputs[1]  # greedy: the seed does not matter
+
+
+def test_type_rules():
+    assert type_allows(3, int) and not type_allows(True, int) and not type_allows("3", int)
+    assert type_allows(3, float) and type_allows(None, int | None) and not type_allows("x", float | None)
+    assert type_allows([1, 2], list[int] | None) and not type_allows(1, list[int] | None)
+
+
+@pytest.mark.parametrize("overrides", [
+    [], ["model=seed_paper"], ["model=tf_tutorial"], ["data=pop909"], ["data=jsb_chorales", "model=pianoroll_lstm"],
+    ["data=pianoroll_midi", "data.path=/x", "model=pianoroll_lstm"], ["data=pianoroll_pickle", "data.path=/x.pickle", "model=pianoroll_lstm"],
+    *([f"experiment={p.stem}"] for p in sorted((CONFIG_DIR / "experiment").glob("*.yaml"))),
+    ["trainer=gpu"], ["trainer=ddp"], ["trainer=cpu"],
+])
+def test_every_shipped_config_passes(overrides, tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSICRNN_POP909", "/data/POP909")
+    monkeypatch.setenv("MUSICRNN_JSB_CHORALES", "/data/JSB Chorales.pickle")
+    validate_run_config(composed("train", [*overrides, f"paths.output_dir={tmp_path}"]))
+    validate_generation(OmegaConf.to_container(composed("generate", ["ckpt_path=x.ckpt"]), resolve=False))
