@@ -52,7 +52,6 @@ def train(cfg: DictConfig, command: str = "musicrnn-train") -> tuple[dict[str, f
     """Fit, test the best checkpoint, write a sample. Returns (metrics, objects), so tests and sweepers
     can read the numbers."""
     started = time.perf_counter()
-    validate_run_config(cfg)  # unknown keys, wrong types, out-of-range values: before any work
     # One checkpoint resumes training (or is tested); several (a list or a glob) are tested as an ensemble.
     spec = cfg.get("ckpt_path")
     if spec == "last":
@@ -70,6 +69,7 @@ def train(cfg: DictConfig, command: str = "musicrnn-train") -> tuple[dict[str, f
     output_dir = Path(cfg.paths.output_dir)
 
     check_data_and_model_kinds(cfg)  # the model config also sets the data's windows: it must fit, tested or not
+    validate_run_config(cfg)  # unknown keys, wrong types, out-of-range values: before the data is read
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
     if ensemble:
         model: pl.LightningModule = load_model(checkpoints, cfg.get("ensemble_weights"))
