@@ -3,13 +3,21 @@
 A note array is a numpy structured array with one row per note (`NOTE_DTYPE`). Times are kept in three
 units side by side, because each consumer wants a different one: ticks (exact, for ordering and round
 trips), seconds through the file's tempo map (what a listener hears) and beats (what a score shows).
+
+Files come from scraped collections, so reading is defensive (`MidiLimits`): a file over a size limit is
+refused before it is read, the chunk structure is checked before any event is parsed, and a parsed piece
+with an unplayable tempo, too many notes or an absurd length is refused rather than turned into arrays.
+Nothing is ever sized by a length the file claims.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import struct
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import miditoolkit
 import numpy as np
@@ -33,6 +41,38 @@ NOTE_DTYPE = np.dtype(
 
 MIDI_SUFFIXES = (".mid", ".midi")
 DEFAULT_TEMPO_BPM = 120.0  # the MIDI standard's tempo when a file sets none
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class MidiLimits:
+    """What a piece may be before it is skipped: each bound lies far beyond real music and far below what
+    would exhaust a machine. For scale, POP909 and the parser fixtures reach 231 kB, 19,083 notes, 893 beats,
+    593 s and tempos of 13 to 230 bpm. mido parses 0.1 (dense running status) to 0.7 MB/s into about 110
+    bytes of memory per file byte, so the size limit bounds a parse's memory near 1 GB; its time is bounded
+    by the corpus's per-file time limit (a few hostile files of a few hundred kB take hours: miditoolkit
+    pairs stacked note-ons of one pitch in quadratic time).
+
+    A note-on that is never released is dropped by the parser (miditoolkit pairs each note-on with a
+    note-off), so it cannot stretch a piece. A note released absurdly late (or held there by a sustain pedal)
+    does: the piece then ends past `max_beats` or `max_seconds` and is skipped, not clipped, because where the
+    note should have ended is a guess. Changing a default here must bump corpus.CACHE_FORMAT_VERSION, so that
+    caches built under the old limits are rebuilt."""
+
+    max_file_mb: float = 8.0
+    max_notes: int = 500_000
+    min_tempo_bpm: float = 4.0  # MIDI's slowest tempo (0xFFFFFF us per beat) is 3.58 bpm: a broken writer's value
+    max_tempo_bpm: float = 2_000.0
+    max_beats: float = 100_000.0  # 14 hours at 120 bpm
+    max_seconds: float = 36_000.0  # 10 hours
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * MIB)
+
+
+DEFAULT_LIMITS = MidiLimits()
+INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 def empty_notes(n: int = 0) -> np.ndarray:
@@ -56,10 +96,14 @@ def ticks_to_seconds(ticks: np.ndarray, tempo_ticks: np.ndarray, tempo_bpm: np.n
     return segment_start_seconds[segment] + (ticks - tempo_ticks[segment]) * seconds_per_tick[segment]
 
 
-def _tempo_map(midi: miditoolkit.MidiFile) -> tuple[np.ndarray, np.ndarray]:
+def _tempo_map(midi: miditoolkit.MidiFile, last_tick: int) -> tuple[np.ndarray, np.ndarray]:
     changes = sorted(midi.tempo_changes, key=lambda change: change.time)
-    # Keep the last tempo event at any one tick; a zero or negative tempo cannot be played, so drop it.
-    by_tick = {int(c.time): float(c.tempo) for c in changes if np.isfinite(c.tempo) and c.tempo > 0}
+    # Keep the last tempo event at any one tick; a zero or negative tempo cannot be played, so drop it. A
+    # change after the last note moves no note (the seconds of earlier ticks do not depend on it), so it is
+    # dropped too: its tick may be too large for a float, and its tempo should not get the file refused.
+    by_tick = {
+        int(c.time): float(c.tempo) for c in changes if c.time <= last_tick and np.isfinite(c.tempo) and c.tempo > 0
+    }
     if not by_tick:
         return np.zeros(1), np.array([DEFAULT_TEMPO_BPM])
     ticks = np.array(sorted(by_tick), dtype=np.float64)
@@ -69,8 +113,100 @@ def _tempo_map(midi: miditoolkit.MidiFile) -> tuple[np.ndarray, np.ndarray]:
 def _describe(error: BaseException) -> str:
     if isinstance(error, EOFError):
         return "truncated file (unexpected end of data)"
+    if isinstance(error, ZeroDivisionError):  # miditoolkit's only division while reading: 60e6 / tempo
+        return "a tempo of 0 microseconds per beat"
     message = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def structure_problem(data: bytes) -> str | None:
+    """Why `data` cannot be read as MIDI, judged from the header and the track chunk headers alone (no
+    event is parsed, so this costs microseconds), or None.
+
+    It refuses only what mido or `read_midi` would refuse anyway, with a plainer reason and before mido's
+    header read allocates the header's claimed length. The format field is not checked: mido reads every value alike.
+    Chunks after the declared tracks are ignored, as mido ignores them."""
+    if len(data) < 14:
+        return f"truncated header ({len(data)} bytes; a MIDI header has 14)"
+    if data[:4] != b"MThd":
+        return "not a MIDI file (no MThd header)"
+    header_length = int.from_bytes(data[4:8], "big")
+    if header_length < 6:
+        return f"header length {header_length} (it must be at least 6)"
+    if 8 + header_length > len(data):
+        return f"header claims {header_length} bytes but the file has {len(data)}"
+    _format, tracks, division = struct.unpack(">hhh", data[8:14])  # signed, as mido reads them
+    if tracks <= 0:
+        return f"header declares {tracks} tracks"
+    if division == 0:
+        return "ticks per beat is 0"
+    if division < 0:
+        return "SMPTE time division (frames per second), not ticks per beat: not supported"
+    return _track_chunk_problem(data, 8 + header_length, tracks)
+
+
+def _track_chunk_problem(data: bytes, position: int, tracks: int) -> str | None:
+    for number in range(1, tracks + 1):
+        if position + 8 > len(data):
+            return f"header declares {tracks} tracks but the file holds {number - 1} (truncated file)"
+        name, length = data[position : position + 4], int.from_bytes(data[position + 4 : position + 8], "big")
+        if name != b"MTrk":
+            return f"found a {name!r} chunk where track {number} should be (mido cannot skip unknown chunks)"
+        if length == 0:
+            return f"track {number} is empty (0 bytes)"  # miditoolkit fails on an empty track
+        remaining = len(data) - position - 8
+        if length > remaining:
+            return f"track {number} claims {length} bytes but {remaining} remain (truncated file)"
+        position += 8 + length
+    return None
+
+
+def _read_capped(path: Path, limits: MidiLimits) -> bytes:
+    """The file's bytes, refusing an empty file or one over the size limit. It reads the size the open file
+    has (so a file that grows meanwhile is read as it was, and a read buffer is never larger than the file)."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limits.max_file_bytes:
+                raise MidiReadError(path, f"{size / MIB:.1f} MB, over the {limits.max_file_mb:g} MB limit")
+            data = f.read(size)
+    except OSError as error:
+        raise MidiReadError(path, f"cannot open: {error.strerror or error}") from None
+    if len(data) == 0:
+        raise MidiReadError(path, "empty file (0 bytes)")
+    return data
+
+
+def _parse(path: Path, data: bytes) -> miditoolkit.MidiFile:
+    problem = structure_problem(data)
+    if problem:
+        raise MidiReadError(path, f"cannot parse: {problem}")
+    try:
+        return miditoolkit.MidiFile(file=io.BytesIO(data))
+    except MemoryError:
+        raise  # the caller's process limit speaks for itself (see corpus.py)
+    except Exception as error:  # miditoolkit/mido raise many types for malformed input
+        raise MidiReadError(path, f"cannot parse: {_describe(error)}") from None
+
+
+def _length_problem(notes: np.ndarray, limits: MidiLimits) -> str | None:
+    last_beat, last_second = float(notes["end_beat"].max()), float(notes["end"].max())
+    if not last_beat <= limits.max_beats:
+        return f"notes reach beat {last_beat:.6g}, over the {limits.max_beats:g}-beat limit"
+    if not last_second <= limits.max_seconds:
+        return f"notes reach {last_second:.6g} s, over the {limits.max_seconds:g} s limit"
+    return None
+
+
+def _tempo_problem(tempo_ticks: np.ndarray, tempo_bpm: np.ndarray, limits: MidiLimits) -> str | None:
+    outside = (tempo_bpm < limits.min_tempo_bpm) | (tempo_bpm > limits.max_tempo_bpm)
+    if not outside.any():
+        return None
+    first = int(np.argmax(outside))
+    return (
+        f"a tempo of {tempo_bpm[first]:.6g} bpm at tick {int(tempo_ticks[first])}, "
+        f"outside {limits.min_tempo_bpm:g}..{limits.max_tempo_bpm:g} bpm"
+    )
 
 
 def read_midi(
@@ -79,6 +215,7 @@ def read_midi(
     include_drums: bool = False,
     programs: Sequence[int] | None = None,
     sustain: bool = False,
+    limits: MidiLimits = DEFAULT_LIMITS,
 ) -> np.ndarray:
     """Read the notes of a MIDI file, sorted by start then pitch.
 
@@ -86,20 +223,11 @@ def read_midi(
     `programs` keeps only tracks with those General MIDI programs. `sustain` holds every note that is
     released while its track's sustain pedal (controller 64, value >= 64) is down until the pedal comes
     up (or the same pitch is struck again), as a listener hears it. Raises `MidiReadError` (one line,
-    naming the file and the reason) when the file is empty, not MIDI, cannot be parsed, or has no
-    selected notes.
+    naming the file and the reason) when the file is empty, not MIDI, cannot be parsed, has no selected
+    notes, or breaks one of `limits`.
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as error:
-        raise MidiReadError(path, f"cannot open: {error.strerror or error}") from None
-    if size == 0:
-        raise MidiReadError(path, "empty file (0 bytes)")
-    try:
-        midi = miditoolkit.MidiFile(str(path))
-    except Exception as error:  # miditoolkit/mido raise many types for malformed input
-        raise MidiReadError(path, f"cannot parse: {_describe(error)}") from None
+    midi = _parse(path, _read_capped(path, limits))
     if midi.ticks_per_beat <= 0:
         raise MidiReadError(path, f"invalid ticks per beat ({midi.ticks_per_beat})")
 
@@ -113,47 +241,81 @@ def read_midi(
         total = sum(len(inst.notes) for inst in midi.instruments)
         reason = "no notes" if total == 0 else f"no notes in the selected instruments ({total} notes elsewhere)"
         raise MidiReadError(path, reason)
+    if count > limits.max_notes:
+        raise MidiReadError(path, f"{count} notes, over the {limits.max_notes}-note limit")
 
-    notes = empty_notes(count)
-    row = 0
-    for inst in selected:
-        n = len(inst.notes)
-        block = notes[row : row + n]
-        block["pitch"] = [note.pitch for note in inst.notes]
-        block["velocity"] = [note.velocity for note in inst.notes]
-        block["start_tick"] = [note.start for note in inst.notes]
-        block["end_tick"] = [note.end for note in inst.notes]
-        if sustain:
-            block["end_tick"] = sustained_ends(block["pitch"], block["start_tick"], block["end_tick"], inst.control_changes)
-        block["program"] = inst.program
-        block["is_drum"] = inst.is_drum
-        row += n
+    notes = _note_rows(path, selected, count, sustain)
     # A note that ends before it starts is a broken event pair, not music.
     notes = notes[notes["end_tick"] >= notes["start_tick"]]
     if len(notes) == 0:
         raise MidiReadError(path, "no notes with a valid duration")
     notes = sort_notes(notes)
 
-    tempo_ticks, tempo_bpm = _tempo_map(midi)
+    tempo_ticks, tempo_bpm = _tempo_map(midi, int(notes["end_tick"].max()))
+    problem = _tempo_problem(tempo_ticks, tempo_bpm, limits)
+    if problem:
+        raise MidiReadError(path, problem)
     notes["start"] = ticks_to_seconds(notes["start_tick"], tempo_ticks, tempo_bpm, midi.ticks_per_beat)
     notes["end"] = ticks_to_seconds(notes["end_tick"], tempo_ticks, tempo_bpm, midi.ticks_per_beat)
     notes["start_beat"] = notes["start_tick"] / midi.ticks_per_beat
     notes["end_beat"] = notes["end_tick"] / midi.ticks_per_beat
+    problem = _length_problem(notes, limits)
+    if problem:
+        raise MidiReadError(path, problem)
     return notes
 
 
-def read_midi_or_reason(job: tuple[str, bool, tuple[int, ...] | None, bool]) -> tuple[np.ndarray | None, str | None]:
-    """(notes, None) or (None, why it was skipped) for one file: the corpus preparation's unit of work.
+def _note_rows(path: Path, selected: list, count: int, sustain: bool) -> np.ndarray:
+    """The selected instruments' notes as rows (ticks, pitch, velocity, program), in track order."""
+    notes = empty_notes(count)
+    row = 0
+    try:
+        for inst in selected:
+            n = len(inst.notes)
+            block = notes[row : row + n]
+            block["pitch"] = [note.pitch for note in inst.notes]
+            block["velocity"] = [note.velocity for note in inst.notes]
+            block["start_tick"] = [note.start for note in inst.notes]
+            block["end_tick"] = [note.end for note in inst.notes]
+            if sustain:
+                block["end_tick"] = sustained_ends(block["pitch"], block["start_tick"], block["end_tick"], inst.control_changes)
+            block["program"] = inst.program
+            block["is_drum"] = inst.is_drum
+            row += n
+    except OverflowError:  # delta times add up without bound in mido's Python ints
+        raise MidiReadError(path, "a note lies beyond tick 2^63 (absurd delta times)") from None
+    return notes
+
+
+class ReadJob(NamedTuple):
+    """One file of a corpus preparation and the settings to read it with."""
+
+    path: str
+    include_drums: bool = False
+    programs: tuple[int, ...] | None = None
+    sustain: bool = False
+    limits: MidiLimits = DEFAULT_LIMITS
+
+
+def read_midi_or_reason(job: Sequence) -> tuple[np.ndarray | None, str | None]:
+    """(notes, None) or (None, why it was skipped) for one `ReadJob` (or a tuple of its fields): the corpus
+    preparation's unit of work. A MemoryError is raised, for the process that runs it to report with its
+    memory limit.
 
     It lives here, not in musicrnn.data, so that a worker process imports only this module (miditoolkit
     and numpy, 0.1 s) and not torch and Lightning through musicrnn.data (3.5 s per worker)."""
-    path, include_drums, programs, sustain = job
+    job = ReadJob(*job)
     try:
-        return read_midi(path, include_drums=include_drums, programs=programs, sustain=sustain), None
+        notes = read_midi(
+            job.path, include_drums=job.include_drums, programs=job.programs, sustain=job.sustain, limits=job.limits
+        )
+        return notes, None
     except MidiReadError as error:
         return None, error.reason
+    except MemoryError:
+        raise
     except Exception as error:  # never let one file end a preparation of thousands
-        return None, f"unexpected {type(error).__name__}: {error}"
+        return None, f"unexpected {type(error).__name__}: {' '.join(str(error).split())}"
 
 
 SUSTAIN_CONTROLLER = 64
@@ -162,7 +324,11 @@ SUSTAIN_CONTROLLER = 64
 def sustained_ends(pitch: np.ndarray, start: np.ndarray, end: np.ndarray, control_changes) -> np.ndarray:
     """End ticks with the sustain pedal applied: a note released while the pedal is down lasts until the
     pedal is released, but not past the next onset of the same pitch."""
-    pedal = sorted((int(c.time), int(c.value) >= 64) for c in control_changes if c.number == SUSTAIN_CONTROLLER)
+    # A pedal event past tick 2^63 is clamped there: it still holds a note to an absurd length (which the
+    # length limits then refuse) without overflowing int64.
+    pedal = sorted(
+        (min(int(c.time), INT64_MAX), int(c.value) >= 64) for c in control_changes if c.number == SUSTAIN_CONTROLLER
+    )
     if not pedal:
         return end
     # Pedal-down intervals [down, up); a pedal still down at the end holds to the last note's end.

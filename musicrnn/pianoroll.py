@@ -25,33 +25,50 @@ def check_key_range(lowest_pitch: int, num_keys: int) -> None:
         raise ValueError(f"keys must lie in MIDI 0..127, got lowest_pitch={lowest_pitch}, num_keys={num_keys}")
 
 
+def pianoroll_frames(notes: np.ndarray, steps_per_quarter: int) -> int:
+    """How many frames `notes_to_pianoroll` gives the notes by default (the last note's rounded end), computed
+    without allocating anything, so that a caller can refuse a piece before its roll is built. Raises
+    ValueError for a non-finite or negative beat."""
+    if len(notes) == 0:
+        return 0
+    beats = np.concatenate([notes["start_beat"], notes["end_beat"]])
+    if not np.all(np.isfinite(beats)) or beats.min() < 0:
+        raise ValueError("note times must be finite, non-negative beats")
+    last_start = float(np.rint(notes["start_beat"].max() * steps_per_quarter))
+    last_end = float(np.rint(notes["end_beat"].max() * steps_per_quarter))
+    return int(max(last_end, last_start + 1))
+
+
 def notes_to_pianoroll(
     notes: np.ndarray,
     steps_per_quarter: int = 4,
     lowest_pitch: int = PIANO_LOWEST_PITCH,
     num_keys: int = PIANO_KEYS,
     num_frames: int | None = None,
+    max_frames: int | None = None,
 ) -> np.ndarray:
     """A (frames, num_keys) bool roll of a note array (musicrnn.midi_io.NOTE_DTYPE, times from start_beat /
-    end_beat). Notes outside the key range are dropped. `num_frames` defaults to the last note's end."""
+    end_beat). Notes outside the key range are dropped. `num_frames` defaults to the last note's end.
+    `max_frames` refuses (ValueError) a roll that would be longer, before allocating it: a file whose notes
+    claim to end at tick 2^30 must not become a multi-gigabyte array."""
     if steps_per_quarter < 1:
         raise ValueError(f"steps_per_quarter must be >= 1, got {steps_per_quarter}")
     check_key_range(lowest_pitch, num_keys)
     key = notes["pitch"].astype(np.int64) - lowest_pitch
     inside = (key >= 0) & (key < num_keys)
+    frames = pianoroll_frames(notes[inside], steps_per_quarter) if num_frames is None else num_frames
+    if max_frames is not None and frames > max_frames:
+        raise ValueError(f"a roll of {frames} frames is over the {max_frames}-frame limit")
     start = np.rint(notes["start_beat"][inside] * steps_per_quarter).astype(np.int64)
     end = np.maximum(np.rint(notes["end_beat"][inside] * steps_per_quarter).astype(np.int64), start + 1)
     key = key[inside]
-    frames = int(end.max()) if len(end) else 0
-    if num_frames is not None:
-        frames = num_frames
-    roll = np.zeros((frames, num_keys), dtype=bool)
-    # A difference array: +1 where a note starts, -1 where it ends; a running sum marks the held frames.
+    # A difference array: +1 where a note starts, -1 where it ends; a running sum marks the held frames. The
+    # sum runs in place in int32, so the roll costs 5 bytes per cell at its peak rather than 14.
     delta = np.zeros((frames + 1, num_keys), dtype=np.int32)
     np.add.at(delta, (np.minimum(start, frames), key), 1)
     np.add.at(delta, (np.minimum(end, frames), key), -1)
-    roll[:] = np.cumsum(delta, axis=0)[:frames] > 0
-    return roll
+    np.cumsum(delta, axis=0, dtype=np.int32, out=delta)
+    return delta[:frames] > 0
 
 
 def pianoroll_to_notes(
@@ -119,6 +136,7 @@ __all__ = [
     "PIANO_KEYS",
     "PIANO_LOWEST_PITCH",
     "notes_to_pianoroll",
+    "pianoroll_frames",
     "pianoroll_to_notes",
     "pianoroll_to_pitch_lists",
     "pitch_lists_to_pianoroll",

@@ -2,14 +2,19 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
+import time
+from typing import Callable
 
 import numpy as np
 import pytest
 
-from conftest import require_shared, write_corpus
+from conftest import require_shared, write_corpus, write_piece
 from musicrnn.data import corpus as corpus_module
 from musicrnn.data.corpus import prepare_corpus
 from musicrnn.errors import MusicrnnError
+from musicrnn.midi_io import MidiLimits, read_midi_or_reason
 
 
 def test_bad_files_are_skipped_with_one_warning_each_and_a_summary(tmp_path, caplog):
@@ -99,3 +104,89 @@ def test_pop909_prepares_in_worker_processes(tmp_path):
     assert set(np.unique(corpus.notes["program"])) <= set(range(128))
     cached = prepare_corpus(root, cache_dir=tmp_path / "cache")
     assert cached.from_cache and len(cached.notes) == len(corpus.notes)
+
+
+# -- the parser processes: time limit, crashes, memory limit ---------------------------------------------
+def _parse_with(misbehaviour: Callable[[str], None]):
+    """The real parser, but first `misbehaviour(path)` (a hang, a crash, a huge allocation) for chosen files.
+    Worker processes fork, so they run this very function."""
+
+    def parse(job):
+        misbehaviour(job[0])
+        return read_midi_or_reason(job)
+
+    return parse
+
+
+def _hang_on_slow(path: str) -> None:
+    if "slow" in os.path.basename(path):
+        time.sleep(600)
+
+
+def _die_on_crash(path: str) -> None:
+    if "crash" in os.path.basename(path):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _grab_on_greedy(path: str) -> None:
+    if "greedy" in os.path.basename(path):
+        bytearray(4 << 30)  # 4 GiB
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_files_over_the_time_limit_are_skipped_and_the_rest_is_unchanged(tmp_path, monkeypatch, workers):
+    root = write_corpus(tmp_path / "c", num_pieces=8, num_bars=2)
+    reference = prepare_corpus(root, cache_dir=tmp_path / "reference", progress=False)
+    write_piece(root / "slow_a.mid", seed=1, num_bars=2)
+    write_piece(root / "set1" / "slow_b.mid", seed=2, num_bars=2)
+    monkeypatch.setattr(corpus_module, "read_midi_or_reason", _parse_with(_hang_on_slow))
+    monkeypatch.setattr(corpus_module, "MIN_FILES_FOR_WORKERS", 1)  # so that 2 means two processes
+    started = time.monotonic()
+    corpus = prepare_corpus(root, cache_dir=tmp_path / "cache", parse_timeout=1.0, num_workers=workers, progress=False)
+    assert time.monotonic() - started < 15  # two 1 s cuts, not two 600 s sleeps
+    assert sorted(corpus.skipped) == [("set1/slow_b.mid", "took longer than 1 s to parse"), ("slow_a.mid", "took longer than 1 s to parse")]
+    assert corpus.names == reference.names and corpus.notes.tobytes() == reference.notes.tobytes()
+
+
+def test_a_crashing_parser_process_costs_only_its_file(tmp_path, monkeypatch):
+    root = write_corpus(tmp_path / "c", num_pieces=6, num_bars=2)
+    write_piece(root / "crash.mid", seed=1, num_bars=2)
+    monkeypatch.setattr(corpus_module, "read_midi_or_reason", _parse_with(_die_on_crash))
+    corpus = prepare_corpus(root, cache_dir=tmp_path / "cache", progress=False)
+    assert len(corpus) == 6
+    assert corpus.skipped == [("crash.mid", "the parser process died while parsing it (killed by SIGKILL)")]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parser's memory limit is Linux's RLIMIT_AS")
+def test_a_file_needing_too_much_memory_is_skipped(tmp_path, monkeypatch):
+    root = write_corpus(tmp_path / "c", num_pieces=4, num_bars=2)
+    write_piece(root / "greedy.mid", seed=1, num_bars=2)
+    monkeypatch.setattr(corpus_module, "read_midi_or_reason", _parse_with(_grab_on_greedy))
+    monkeypatch.setattr(corpus_module, "PARSER_MEMORY_MB", 256)
+    corpus = prepare_corpus(root, cache_dir=tmp_path / "cache", progress=False)
+    assert len(corpus) == 4 and corpus.skipped == [("greedy.mid", "needed more than 256 MB of memory to parse")]
+
+
+def test_without_a_time_limit_a_small_folder_parses_in_this_process(tiny_corpus, tmp_path, monkeypatch):
+    reference = prepare_corpus(tiny_corpus, cache_dir=tmp_path / "reference", progress=False)
+
+    def no_workers(*args, **kwargs):
+        raise AssertionError("started a worker process although parse_timeout is None")
+
+    monkeypatch.setattr(corpus_module, "_ParserPool", no_workers)
+    corpus = prepare_corpus(tiny_corpus, cache_dir=tmp_path / "cache", parse_timeout=None, num_workers=1, progress=False)
+    assert corpus.names == reference.names and corpus.notes.tobytes() == reference.notes.tobytes()
+    with pytest.raises(ValueError, match="parse_timeout must be a positive number"):
+        prepare_corpus(tiny_corpus, cache_dir=tmp_path / "cache", parse_timeout=0)
+
+
+def test_limits_and_time_limit_key_the_cache_only_when_changed(tiny_corpus, tmp_path):
+    cache = tmp_path / "cache"
+    default = prepare_corpus(tiny_corpus, cache_dir=cache, progress=False)
+    same = prepare_corpus(tiny_corpus, cache_dir=cache, limits=MidiLimits(), parse_timeout=60.0, progress=False)
+    assert same.from_cache and same.cache_path == default.cache_path
+    strict = prepare_corpus(tiny_corpus, cache_dir=cache, limits=MidiLimits(max_notes=1000), progress=False)
+    assert not strict.from_cache and strict.cache_path != default.cache_path
+    assert strict.notes.tobytes() == default.notes.tobytes()  # 160 notes a piece: under either limit
+    longer = prepare_corpus(tiny_corpus, cache_dir=cache, parse_timeout=120, progress=False)
+    assert not longer.from_cache and longer.cache_path not in (default.cache_path, strict.cache_path)

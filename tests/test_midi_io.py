@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import struct
+import tracemalloc
 from pathlib import Path
 
 import miditoolkit
+import mido
 import numpy as np
 import pytest
 
 from conftest import require_shared, shared_data_dir, write_piece
 from musicrnn.errors import MidiReadError
-from musicrnn.midi_io import find_midi_files, read_midi, write_midi
+from musicrnn.midi_io import MidiLimits, find_midi_files, read_midi, write_midi
 
 
 def test_read_orders_by_start_then_pitch_and_skips_drums(tmp_path):
@@ -128,3 +131,122 @@ def test_every_fixture_parses_or_is_skipped_with_a_reason(path):
         with pytest.raises(MidiReadError) as info:
             read_midi(path)
         assert expected in info.value.reason and str(path) in str(info.value)
+
+
+# -- hostile files: each refused with one line naming the file and the reason ----------------------------
+def _reason(path: Path, **kwargs) -> str:
+    with pytest.raises(MidiReadError) as info:
+        read_midi(path, **kwargs)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+    return info.value.reason
+
+
+def _patch(data: bytes, offset: int, value: bytes) -> bytes:
+    return data[:offset] + value + data[offset + len(value) :]
+
+
+TRACK_1 = 14  # the first track chunk's offset in a file with the standard 6-byte header
+
+
+@pytest.mark.parametrize(
+    "mutate, reason",
+    [
+        (lambda d: d[:10], "truncated header (10 bytes"),
+        (lambda d: _patch(d, 0, b"RIFF"), "not a MIDI file (no MThd header)"),
+        (lambda d: _patch(d, 4, struct.pack(">I", 0)), "header length 0 (it must be at least 6)"),
+        (lambda d: _patch(d, 4, struct.pack(">I", 0xFFFFFFFF)), "header claims 4294967295 bytes but the file has"),
+        (lambda d: _patch(d, 10, struct.pack(">H", 0)), "header declares 0 tracks"),
+        (lambda d: _patch(d, 10, struct.pack(">H", 0xFFFF)), "header declares -1 tracks"),
+        (lambda d: _patch(d, 10, struct.pack(">H", 9)), "header declares 9 tracks but the file holds 4 (truncated file)"),
+        (lambda d: _patch(d, 12, b"\x00\x00"), "ticks per beat is 0"),
+        (lambda d: _patch(d, 12, b"\xe7\x28"), "SMPTE time division"),
+        (lambda d: _patch(d, TRACK_1 + 4, struct.pack(">I", 2**30)), "track 1 claims 1073741824 bytes but"),
+        (lambda d: _patch(d, TRACK_1 + 4, struct.pack(">I", 0)), "track 1 is empty (0 bytes)"),
+        (lambda d: _patch(d, TRACK_1, b"Junk"), "found a b'Junk' chunk where track 1 should be"),
+        (lambda d: d[:-5], "truncated file"),
+    ],
+    ids=["short", "magic", "header-0", "header-4G", "no-tracks", "tracks-negative", "tracks-missing", "tpb-0",
+         "smpte", "track-2^30", "track-empty", "junk-chunk", "cut"],
+)
+def test_broken_structure_is_named_before_any_event_is_parsed(tmp_path, mutate, reason):
+    data = write_piece(tmp_path / "good.mid", seed=1, num_bars=2).read_bytes()
+    assert data[TRACK_1 : TRACK_1 + 4] == b"MTrk" and int.from_bytes(data[10:12], "big") == 4
+    (tmp_path / "bad.mid").write_bytes(mutate(data))
+    tracemalloc.start()
+    try:
+        assert reason in _reason(tmp_path / "bad.mid")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20  # a claimed 1 or 4 GiB is never allocated
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path):
+    path = tmp_path / "big.mid"
+    path.write_bytes(b"MThd" + bytes(3 * 1024 * 1024))
+    assert _reason(path, limits=MidiLimits(max_file_mb=2)) == "3.0 MB, over the 2 MB limit"
+    assert "cannot parse" in _reason(path)  # under the default 8 MB it is read, and is not MIDI
+
+
+def _mido_file(tmp_path: Path, messages: list, ticks_per_beat: int = 480, name: str = "m.mid") -> Path:
+    midi = mido.MidiFile(ticks_per_beat=ticks_per_beat)
+    midi.tracks.append(mido.MidiTrack(messages))
+    midi.save(tmp_path / name)
+    return tmp_path / name
+
+
+def _note(pitch: int = 60, at: int = 0, length: int = 480) -> list:
+    return [mido.Message("note_on", note=pitch, velocity=80, time=at), mido.Message("note_off", note=pitch, velocity=0, time=length)]
+
+
+def _tempo(microseconds: int, at: int = 0) -> mido.MetaMessage:
+    return mido.MetaMessage("set_tempo", tempo=microseconds, time=at)
+
+
+@pytest.mark.parametrize(
+    "microseconds, reason",
+    [
+        (0, "cannot parse: a tempo of 0 microseconds per beat"),
+        (1, "a tempo of 6e+07 bpm at tick 0, outside 4..2000 bpm"),
+        (0xFFFFFF, "a tempo of 3.57628 bpm at tick 0, outside 4..2000 bpm"),
+    ],
+)
+def test_unplayable_tempos_are_refused(tmp_path, microseconds, reason):
+    path = _mido_file(tmp_path, [_tempo(microseconds)] + _note() + _note(62))
+    assert _reason(path) == reason
+
+
+def test_a_tempo_after_the_last_note_moves_nothing_and_is_ignored(tmp_path):
+    plain = read_midi(_mido_file(tmp_path, _note() + _note(62), name="plain.mid"))
+    late = read_midi(_mido_file(tmp_path, _note() + _note(62) + [_tempo(1, at=960)], name="late.mid"))
+    assert late.tobytes() == plain.tobytes()
+
+
+def test_absurd_lengths_and_counts_are_refused_not_allocated(tmp_path):
+    far = _mido_file(tmp_path, _note() + _note(62, length=0x0FFFFFFF), name="far.mid")
+    assert _reason(far) == "notes reach beat 559242, over the 100000-beat limit"
+    beyond = _mido_file(tmp_path, _note() + _note(62, length=2**70), name="beyond.mid")
+    assert _reason(beyond) == "a note lies beyond tick 2^63 (absurd delta times)"
+    slow = _mido_file(tmp_path, [_tempo(0xFFFFFF // 4)] + _note(length=10_000 * 480), name="slow.mid")  # 14.3 bpm
+    assert _reason(slow) == "notes reach 41943 s, over the 36000 s limit"
+    many = _mido_file(tmp_path, [m for i in range(50) for m in _note(60 + i % 12, length=10)], name="many.mid")
+    assert _reason(many, limits=MidiLimits(max_notes=49)) == "50 notes, over the 49-note limit"
+    assert len(read_midi(many)) == 50
+
+
+def test_notes_that_never_end_are_dropped(tmp_path):
+    stuck = [mido.Message("note_on", note=72, velocity=80, time=0)]  # no note-off, ever
+    path = _mido_file(tmp_path, stuck + _note(60) + _note(62), name="stuck.mid")
+    assert read_midi(path)["pitch"].tolist() == [60, 62]
+    assert _reason(_mido_file(tmp_path, stuck, name="only.mid")) == "no notes"
+
+
+def test_a_sustain_pedal_never_lifted_or_lifted_absurdly_late(tmp_path):
+    down = mido.Message("control_change", control=64, value=127, time=0)
+    never = _mido_file(tmp_path, [down] + _note(60, length=10) + _note(62, length=960), name="never.mid")
+    assert read_midi(never, sustain=True)["end_tick"].tolist() == [970, 970]  # held to the last note's end
+    up = mido.Message("control_change", control=64, value=0, time=2**70)
+    late = _mido_file(tmp_path, [down] + _note(60, length=10) + [up], name="late.mid")
+    assert len(read_midi(late)) == 1
+    assert _reason(late, sustain=True) == "notes reach beat 1.92154e+16, over the 100000-beat limit"  # 2^63 / 480

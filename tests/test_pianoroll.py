@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import tracemalloc
 from pathlib import Path
 
 import miditoolkit
@@ -21,7 +22,7 @@ from musicrnn.errors import MusicrnnError
 from musicrnn.midi_io import read_midi, write_midi
 from musicrnn.models import PianoRollModule
 from musicrnn.models.pianoroll_module import frame_nll, target_mask
-from musicrnn.pianoroll import notes_to_pianoroll, pianoroll_to_notes, pianoroll_to_pitch_lists
+from musicrnn.pianoroll import notes_to_pianoroll, pianoroll_frames, pianoroll_to_notes, pianoroll_to_pitch_lists
 from musicrnn.sampling import generate_frames
 
 JSB = ("jsb_chorales", "JSB Chorales.pickle")
@@ -110,6 +111,46 @@ def test_sustain_pedal_holds_released_notes_until_the_pedal_lifts(tmp_path):
     held = read_midi(tmp_path / "pedal.mid", sustain=True)
     assert plain["end_tick"].tolist() == [2, 2, 5, 10]
     assert held["end_tick"].tolist() == [8, 4, 8, 10]
+
+
+def test_a_roll_over_max_frames_is_refused_before_it_is_allocated():
+    notes = pianoroll_to_notes(np.eye(4, 88, dtype=bool), steps_per_quarter=4)
+    notes["end_beat"][-1] = 2**30 / 480  # a note held to tick 2^30 at 480 ticks per beat: 8.9 million frames
+    assert pianoroll_frames(notes, 4) == 8_947_849
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="a roll of 8947849 frames is over the 100000-frame limit"):
+            notes_to_pianoroll(notes, steps_per_quarter=4, max_frames=100_000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20  # the roll would have been 3.9 GB at its peak
+    notes["end_beat"][-1] = np.inf
+    with pytest.raises(ValueError, match="finite"):
+        notes_to_pianoroll(notes)
+
+
+def test_roll_length_is_known_before_the_roll_is_built(tmp_path):
+    notes = read_midi(write_quantised(tmp_path / "q.mid"))
+    for steps in (1, 3, 4, 12):
+        assert pianoroll_frames(notes, steps) == len(notes_to_pianoroll(notes, steps_per_quarter=steps))
+
+
+def test_midi_datamodule_skips_pieces_whose_roll_is_over_max_frames(tmp_path, caplog):
+    corpus = write_corpus(tmp_path / "corpus", num_pieces=6, num_bars=2)
+    midi = miditoolkit.MidiFile(ticks_per_beat=480)
+    midi.instruments = [miditoolkit.Instrument(0)]
+    midi.instruments[0].notes = [miditoolkit.Note(80, 60, 0, 480), miditoolkit.Note(80, 62, 3000 * 480, 3001 * 480)]
+    midi.dump(str(corpus / "long.mid"))  # beat 3,001: 12,004 frames at 4 per beat
+    datamodule = PianoRollMidiDataModule(str(corpus), max_frames=10_000, val_fraction=0.0, test_fraction=0.0)
+    rolls = datamodule.load_rolls()
+    assert len(rolls["train"]) == 6 and all(len(roll) == 32 for roll in rolls["train"])
+    assert datamodule.skipped_rolls == [
+        ("long.mid", "a roll of 12004 frames is over the 10000-frame limit (data.max_frames; steps_per_quarter=4)")
+    ]
+    assert any("skipped long.mid for piano rolls" in r.getMessage() for r in caplog.records)
+    unlimited = PianoRollMidiDataModule(str(corpus), max_frames=None, val_fraction=0.0, test_fraction=0.0)
+    assert sorted(map(len, unlimited.load_rolls()["train"])) == [32] * 6 + [12_004]
 
 
 # -- the benchmark pickle ---------------------------------------------------------------------------

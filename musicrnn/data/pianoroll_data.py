@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import Dataset
 
-from musicrnn.data.corpus import default_cache_dir, prepare_corpus
+from musicrnn.data.corpus import DEFAULT_PARSE_TIMEOUT, PreparedCorpus, default_cache_dir, prepare_corpus
 from musicrnn.data.loaders import SplitLoaders
 from musicrnn.data.split import SPLITS, split_pieces
 from musicrnn.errors import MusicrnnError
@@ -27,6 +27,9 @@ from musicrnn.pianoroll import PIANO_KEYS, PIANO_LOWEST_PITCH, check_key_range, 
 log = logging.getLogger(__name__)
 
 PICKLE_SPLITS = {"train": "train", "val": "valid", "test": "test"}  # our split name -> the pickle's key
+# The longest roll built from a MIDI piece: 25,000 beats (3.5 hours at 120 bpm) at 4 steps per quarter, 35 MB
+# as the float32 tensor a dataset keeps. POP909's longest song needs 3,141 frames.
+DEFAULT_MAX_FRAMES = 100_000
 
 
 def load_pianoroll_pickle(
@@ -186,7 +189,9 @@ class PianoRollPickleDataModule(PianoRollDataModule):
 
 class PianoRollMidiDataModule(PianoRollDataModule):
     """Piano rolls from a folder of MIDI files (parsed once and cached, split by a hash of each path, as
-    for the note model), on a grid of `steps_per_quarter` frames per quarter note."""
+    for the note model), on a grid of `steps_per_quarter` frames per quarter note. A piece whose roll would
+    be longer than `max_frames` is skipped with a warning (and listed in `skipped_rolls`) before its roll is
+    allocated; `parse_timeout` is the seconds one file may take to parse (see `prepare_corpus`)."""
 
     def __init__(
         self,
@@ -198,11 +203,15 @@ class PianoRollMidiDataModule(PianoRollDataModule):
         programs: Sequence[int] | None = None,
         prepare_workers: int | None = None,
         cache_dir: str | None = None,
+        parse_timeout: float | None = DEFAULT_PARSE_TIMEOUT,
+        max_frames: int | None = DEFAULT_MAX_FRAMES,
         **kwargs,
     ):
         kwargs.setdefault("steps_per_quarter", 4)
         super().__init__(**kwargs)
-        self.save_hyperparameters(ignore=["num_workers", "prepare_workers", "cache_dir"])
+        self.save_hyperparameters(ignore=["num_workers", "prepare_workers", "cache_dir", "parse_timeout"])
+        if max_frames is not None and max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1 or null (no limit), got {max_frames}")
         self.path = path
         self.sustain = sustain
         self.val_fraction = val_fraction
@@ -211,6 +220,9 @@ class PianoRollMidiDataModule(PianoRollDataModule):
         self.programs = list(programs) if programs is not None else None
         self.prepare_workers = prepare_workers
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.parse_timeout = parse_timeout
+        self.max_frames = max_frames
+        self.skipped_rolls: list[tuple[str, str]] = []  # (piece, reason) for pieces with no roll
 
     def load_rolls(self) -> dict[str, list[np.ndarray]]:
         if not self.path:
@@ -218,9 +230,22 @@ class PianoRollMidiDataModule(PianoRollDataModule):
         corpus = prepare_corpus(
             Path(self.path).expanduser(), cache_dir=self.cache_dir, include_drums=self.include_drums,
             programs=self.programs, sustain=self.sustain, num_workers=self.prepare_workers,
+            parse_timeout=self.parse_timeout,
         )
         indices = split_pieces(corpus.names, self.val_fraction, self.test_fraction)
-        return {
-            split: [notes_to_pianoroll(corpus.piece(i), self.steps_per_quarter, self.lowest_pitch, self.num_keys) for i in indices[split]]
-            for split in SPLITS
-        }
+        self.skipped_rolls = []
+        return {split: self._rolls(corpus, indices[split]) for split in SPLITS}
+
+    def _rolls(self, corpus: PreparedCorpus, indices: Sequence[int]) -> list[np.ndarray]:
+        """The rolls of these pieces, leaving out (with one warning each) those over `max_frames`."""
+        rolls = []
+        for i in indices:
+            try:
+                rolls.append(notes_to_pianoroll(
+                    corpus.piece(i), self.steps_per_quarter, self.lowest_pitch, self.num_keys, max_frames=self.max_frames
+                ))
+            except ValueError as error:
+                reason = f"{error} (data.max_frames; steps_per_quarter={self.steps_per_quarter})"
+                log.warning("skipped %s for piano rolls: %s", corpus.names[i], reason)
+                self.skipped_rolls.append((corpus.names[i], reason))
+        return rolls
