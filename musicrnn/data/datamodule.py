@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from musicrnn.data.bach_chorales import extract_bach_chorales
-from musicrnn.data.corpus import PreparedCorpus, default_cache_dir, prepare_corpus
+from musicrnn.data.corpus import DEFAULT_PARSE_TIMEOUT, PreparedCorpus, default_cache_dir, prepare_corpus
 from musicrnn.data.loaders import SplitLoaders
 from musicrnn.data.split import SPLITS, split_pieces
 from musicrnn.errors import MusicrnnError
@@ -82,9 +82,10 @@ class NoteSequenceDataModule(SplitLoaders, pl.LightningDataModule):
         prepare_workers: int | None = None,
         cache_dir: str | None = None,
         num_primers: int = 8,
+        parse_timeout: float | None = DEFAULT_PARSE_TIMEOUT,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["num_workers", "prepare_workers", "cache_dir"])
+        self.save_hyperparameters(ignore=["num_workers", "prepare_workers", "cache_dir", "parse_timeout"])
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
         if stride is not None and stride < 1:
@@ -107,6 +108,7 @@ class NoteSequenceDataModule(SplitLoaders, pl.LightningDataModule):
         self.prepare_workers = prepare_workers
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.num_primers = num_primers
+        self.parse_timeout = parse_timeout  # seconds one MIDI file may take to parse before it is skipped
         self.corpus: PreparedCorpus | None = None
         self.split_indices: dict[str, np.ndarray] = {}
         self.datasets: dict[str, NoteWindowDataset] = {}
@@ -127,6 +129,7 @@ class NoteSequenceDataModule(SplitLoaders, pl.LightningDataModule):
                 include_drums=self.include_drums,
                 programs=self.programs,
                 num_workers=self.prepare_workers,
+                parse_timeout=self.parse_timeout,
             )
         return self.corpus
 
