@@ -1,0 +1,98 @@
+"""The measurements behind "what limits it" in experiments/benchmarks/README.md, re-runnable:
+
+    python -m experiments.benchmarks.profiles lstm         # the training step: as the paper has it, no dropout, no oneDNN
+    python -m experiments.benchmarks.profiles generation   # one compiled generation step at batch 16, part by part
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def lstm_steps_per_second(variant: str, repeats: int = 30) -> float:
+    """Time steps/s of the seed model's LSTM stack + dense + heads, forward + backward + Adam, batch 64 x 100."""
+    import torch
+
+    torch.manual_seed(0)
+    if variant == "no_onednn":
+        torch.backends.mkldnn.enabled = False
+    lstm = torch.nn.LSTM(3, 128, num_layers=3, dropout=0.0 if variant == "no_dropout" else 0.3, batch_first=True)
+    head = torch.nn.Sequential(torch.nn.Linear(128, 256), torch.nn.ReLU(), torch.nn.Linear(256, 130))
+    optimiser = torch.optim.Adam([*lstm.parameters(), *head.parameters()])
+    x = torch.rand(64, 100, 3)
+
+    def step():
+        out, _ = lstm(x)
+        loss = head(out).square().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+    for _ in range(5):
+        step()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return 64 * 100 * repeats / (time.perf_counter() - started)
+
+
+def generation_parts(batch: int = 16, repeats: int = 2000) -> dict[str, float]:
+    """Microseconds per generation step at `batch`, part by part, inside Numba like the compiled loop."""
+    from numba import njit
+
+    from musicrnn.compiled_sampling import _lstm_cell, _sample
+
+    @njit
+    def products(x, w0, w1, w2, dense, head, n):
+        for _ in range(n):
+            np.dot(x, w0)
+            np.dot(x[:, :256].copy(), w1)
+            np.dot(x[:, :256].copy(), w2)
+            np.dot(np.dot(x[:, :128].copy(), dense), head)
+
+    @njit
+    def cells(gates, h, c, n):
+        for _ in range(n):
+            for _layer in range(3):
+                _lstm_cell(gates, h, c)
+
+    @njit
+    def sampling(logits, n):
+        total = 0
+        for _ in range(n):
+            for b in range(logits.shape[0]):
+                total += _sample(logits[b], 0.5, 1.0)
+        return total
+
+    rng = np.random.default_rng(0)
+    f32 = lambda *shape: rng.standard_normal(shape).astype(np.float32)  # noqa: E731
+    x, w0, w1, w2, dense, head = f32(batch, 259), f32(259, 512), f32(256, 512), f32(256, 512), f32(128, 256), f32(256, 130)
+    gates, h, c, logits = f32(batch, 512), np.zeros((batch, 128), np.float32), np.zeros((batch, 128), np.float32), f32(batch, 128)
+    timings = {}
+    for name, run in (("BLAS products", lambda n: products(x, w0, w1, w2, dense, head, n)),
+                      ("LSTM cells", lambda n: cells(gates, h, c, n)), ("sampling", lambda n: sampling(logits, n))):
+        run(1)
+        started = time.perf_counter()
+        run(repeats)
+        timings[name] = (time.perf_counter() - started) / repeats * 1e6
+    return timings
+
+
+def main() -> None:
+    what = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if what in ("lstm", "all"):
+        for variant in ("as_paper", "no_dropout", "no_onednn"):  # each in its own process: oneDNN is a global switch
+            code = f"from experiments.benchmarks.profiles import lstm_steps_per_second as f; print(f({variant!r}))"
+            rate = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+            print(f"training step, {variant}: {rate:,.0f} time steps/s")
+    if what in ("generation", "all"):
+        for name, micros in generation_parts().items():
+            print(f"generation step at batch 16, {name}: {micros:.0f} us")
+
+
+if __name__ == "__main__":
+    main()
