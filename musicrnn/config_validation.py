@@ -138,7 +138,7 @@ def validate_generation(settings: dict, prefix: str = "") -> None:
     """The sampling settings of a generate/evaluate config or of training's `sample:` block."""
     for key, (check, allowed) in GENERATION_RANGES.items():
         value = settings.get(key)
-        if value is None:
+        if value is None or (key == "temperature" and settings.get("greedy") is True):  # greedy ignores it
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(prefix + key, value, allowed)
@@ -150,7 +150,10 @@ def validate_run_config(cfg: DictConfig) -> None:
     """The checks every CLI runs on its composed config before reading data or checkpoints."""
     validate_group("data", cfg.get("data"))
     validate_group("model", cfg.get("model"))
-    validate_group("trainer", cfg.get("trainer"), check_types=False)  # Trainer's annotations are too rich to judge here
+    validate_group("trainer", cfg.get("trainer"))  # annotations too rich to judge (callables, classes) pass
+    seed = cfg.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ConfigError("seed", seed, "allowed: an integer, or null (unseeded)")
     sample = cfg.get("sample")
     if sample:  # training's end-of-run sample: 0 or null notes means no sample
         values = OmegaConf.to_container(sample, resolve=True)

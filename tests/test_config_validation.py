@@ -30,6 +30,9 @@ def composed(config_name: str, overrides: list[str]):
     ("model.learning_rate=0", "model.learning_rate=0: allowed: a number > 0"),
     ("data.seq_len=0", "data.seq_len=0: allowed: an integer >= 1"),
     ("sample.temperature=0", "sample.temperature=0: allowed: a number > 0"),
+    ("trainer.max_epochs=abc", "trainer.max_epochs='abc': allowed: Optional[int]"),
+    ("trainer.max_epochs=1.5", "trainer.max_epochs=1.5: allowed: Optional[int]"),
+    ("seed=abc", "seed='abc': allowed: an integer, or null"),
 ])
 def test_each_training_config_rule(override, expected, tmp_path):
     cfg = composed("train", ["data=midi_dir", f"data.path={tmp_path}", f"paths.output_dir={tmp_path}", override])
@@ -90,6 +93,12 @@ def test_greedy_is_its_own_switch(tmp_path, session_corpus):
     (best,) = tmp_path.glob("logs/train/runs/*/checkpoints/best.ckpt")
     cli("musicrnn-generate", f"ckpt_path={best}", "greedy=true", "num_notes=30", "num_samples=2", "seed=1", "output=g.mid", cwd=tmp_path)
     assert (tmp_path / "g_00.mid").read_bytes() == (tmp_path / "g_01.mid").read_bytes()  # greedy: no randomness
+
+
+def test_greedy_needs_no_temperature():
+    validate_generation({"greedy": True, "temperature": 0})
+    with pytest.raises(ConfigError, match="temperature=0"):
+        validate_generation({"greedy": False, "temperature": 0})
 
 
 def test_type_rules():

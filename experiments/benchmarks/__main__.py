@@ -1,6 +1,6 @@
 """musicrnn's benchmark suite: every measurement side by side in one run, a table, and JSON.
 
-    python -m experiments.benchmarks                     # the full suite (about 5 minutes on 2 cores)
+    python -m experiments.benchmarks                     # the full suite (about 2-3 minutes on 2 cores)
     python -m experiments.benchmarks --quick             # a tiny setting (what the test suite runs)
     python -m experiments.benchmarks --out results.json --corpus ~/midis --pop909 /path/to/POP909
 

@@ -83,7 +83,11 @@ def generation_parts(batch: int = 16, repeats: int = 2000) -> dict[str, float]:
 
 
 def main() -> None:
-    what = sys.argv[1] if len(sys.argv) > 1 else "all"
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", nargs="?", default="all", choices=("lstm", "generation", "all"))
+    what = parser.parse_args().what
     if what in ("lstm", "all"):
         for variant in ("as_paper", "no_dropout", "no_onednn"):  # each in its own process: oneDNN is a global switch
             code = f"from experiments.benchmarks.profiles import lstm_steps_per_second as f; print(f({variant!r}))"

@@ -160,7 +160,9 @@ def lightning_training(corpus: str | None = None, quick: bool = False) -> dict:
                 self.step_seconds += self.batch_end - self.batch_start
 
     overrides = ["model=seed_paper", "trainer.max_epochs=1000", f"+trainer.max_steps={warmup + steps}",
-                 "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false", f"data.batch_size={BATCH}"]
+                 "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false", f"data.batch_size={BATCH}",
+                 # max_steps can end training mid-epoch, before any validation: no val/loss to stop on yet.
+                 "+callbacks.early_stopping.strict=false"]
     overrides += [f"data=midi_dir", f"data.path={corpus}"] if corpus else []
     overrides += ["data.seq_len=16"] if quick else []
     with tempfile.TemporaryDirectory() as out, initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
