@@ -56,8 +56,6 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         raise CheckpointError(path, "file not found")
     try:
         foreign = sorted(pickle_globals(path) - ALLOWED_PICKLE_GLOBALS)
-    except CheckpointError:
-        raise
     except (zipfile.BadZipFile, ValueError, EOFError, pickle.UnpicklingError) as error:
         raise CheckpointError(path, f"not a musicrnn checkpoint (not a PyTorch zip file: {error})") from None
     if foreign:

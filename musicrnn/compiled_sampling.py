@@ -38,36 +38,28 @@ def supports(net: nn.Module, top_k: int | None, top_p: float | None) -> bool:
 
 
 class MemberWeights:
-    """A `NoteLSTM` (K = 1) or an LSTM ensemble's K members as NumPy arrays in the loop's layout: per layer
-    the input and recurrent weights fused into one (K, input + hidden, 4 hidden) matrix (PyTorch's gate order
-    i, f, g, o), the dense layer and the three heads as (K, in, out)."""
+    """A `NoteLSTM` (K = 1) or an LSTM ensemble's K members as NumPy arrays in the loop's layout, taken from
+    the network's torch stepper (`net.stepper()`), which already fuses them: per layer the input and
+    recurrent weights as one (K, input + hidden, 4 hidden) matrix with the gates in i, f, o, g order, the
+    biases summed, the three heads as one (K, features, pitches + 2) matrix; the dense layer as (K, in, out)."""
 
     def __init__(self, net: nn.Module):
         from musicrnn.models.ensemble import NoteEnsembleNet
 
-        with torch.no_grad():
-            if isinstance(net, NoteEnsembleNet):
-                rnn = net.lstm
-                layers = [
-                    (torch.cat([getattr(rnn, f"w_ih_{l}").transpose(1, 2), getattr(rnn, f"w_hh_t_{l}")], dim=1),
-                     getattr(rnn, f"b_ih_{l}") + getattr(rnn, f"b_hh_{l}"))
-                    for l in range(rnn.num_layers)
-                ]
-                dense = (net.dense[0].weight.transpose(1, 2), net.dense[0].bias) if isinstance(net.dense, nn.Sequential) else None
-                heads = [(h.weight.transpose(1, 2), h.bias) for h in (net.pitch_head, net.step_head, net.duration_head)]
-                table = net.pitch_tables  # (pitches, K, dim) or None
-                log_weights = net.log_weights
-            else:
-                lstm = net.lstm
-                layers = [
-                    (torch.cat([getattr(lstm, f"weight_ih_l{l}"), getattr(lstm, f"weight_hh_l{l}")], dim=1).t()[None],
-                     (getattr(lstm, f"bias_ih_l{l}") + getattr(lstm, f"bias_hh_l{l}"))[None])
-                    for l in range(lstm.num_layers)
-                ]
-                dense = (net.dense[0].weight.t()[None], net.dense[0].bias[None]) if isinstance(net.dense, nn.Sequential) else None
-                heads = [(h.weight.t()[None], h.bias[None]) for h in (net.pitch_head, net.step_head, net.duration_head)]
-                table = net.pitch_embedding.weight[:, None] if net.pitch_embedding is not None else None
-                log_weights = torch.zeros(1)
+        stepper = net.stepper()
+        if isinstance(net, NoteEnsembleNet):  # every tensor already has the member axis first
+            layers = list(zip(stepper.rnn.weights, (b.squeeze(1) for b in stepper.rnn.biases)))
+            dense = (stepper.dense[0], stepper.dense[1].squeeze(1)) if stepper.dense is not None else None
+            head = (stepper.head_weight, stepper.head_bias.squeeze(1))
+            table = net.pitch_tables  # (pitches, K, dim) or None
+            log_weights = net.log_weights
+        else:  # one network: a member axis of 1
+            layers = [(w[None], b) for w, b in zip(stepper.weights, stepper.biases)]
+            linear = net.dense[0] if isinstance(net.dense, nn.Sequential) else None
+            dense = (linear.weight.t()[None], linear.bias[None]) if linear is not None else None
+            head = (stepper.head_weight[None], stepper.head_bias)
+            table = net.pitch_embedding.weight[:, None] if net.pitch_embedding is not None else None
+            log_weights = torch.zeros(1)
         array = lambda t: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)  # noqa: E731
         self.first_weight, self.first_bias = array(layers[0][0]), array(layers[0][1])
         hidden = self.first_bias.shape[1] // 4
@@ -78,10 +70,8 @@ class MemberWeights:
         self.has_dense = dense is not None
         self.dense_weight = array(dense[0]) if dense else np.zeros((k, 1, 1), np.float32)
         self.dense_bias = array(dense[1]) if dense else np.zeros((k, 1), np.float32)
-        self.head_weight = array(torch.cat([w for w, _ in heads], dim=2))  # (K, features, pitches + 2)
-        self.head_bias = array(torch.cat([b for _, b in heads], dim=1))
+        self.head_weight, self.head_bias = array(head[0]), array(head[1])
         self.table = array(table) if table is not None else np.zeros((0, k, 0), np.float32)
-        self.member_weights = np.exp(log_weights.detach().double().cpu().numpy())
         self.log_weights = log_weights.detach().double().cpu().numpy()
 
 
@@ -106,7 +96,7 @@ def compiled_note_loop(
         np.ascontiguousarray(duration, np.float32), h, c,
         weights.first_weight, weights.first_bias, weights.rest_weight, weights.rest_bias,
         weights.has_dense, weights.dense_weight, weights.dense_bias, weights.head_weight, weights.head_bias,
-        weights.table, weights.log_weights, weights.member_weights,
+        weights.table, weights.log_weights,
         float(temperature), config.num_pitches, config.timing_input == "log", np.float32(config.timing_resolution),
     )
 
@@ -169,18 +159,19 @@ def _sigmoid(x):
 
 @njit(cache=True, fastmath=True)  # no NaN/inf checks in min/max: lets the loop vectorize
 def _lstm_cell(gates, h, c):
-    """PyTorch's LSTM cell from pre-activations (rows, 4 hidden) in i, f, g, o order; h and c in place."""
+    """PyTorch's LSTM cell from pre-activations (rows, 4 hidden) in the steppers' i, f, o, g order; h and c
+    in place."""
     hidden = h.shape[1]
     for b in range(h.shape[0]):
         for j in range(hidden):
-            cell = _sigmoid(gates[b, hidden + j]) * c[b, j] + _sigmoid(gates[b, j]) * _tanh(gates[b, 2 * hidden + j])
+            cell = _sigmoid(gates[b, hidden + j]) * c[b, j] + _sigmoid(gates[b, j]) * _tanh(gates[b, 3 * hidden + j])
             c[b, j] = cell
-            h[b, j] = _sigmoid(gates[b, 3 * hidden + j]) * _tanh(cell)
+            h[b, j] = _sigmoid(gates[b, 2 * hidden + j]) * _tanh(cell)
 
 
 @njit(cache=True)
 def _note_loop(out, uniforms, pitch_logits, step, duration, h, c, first_weight, first_bias, rest_weight, rest_bias,
-               has_dense, dense_weight, dense_bias, head_weight, head_bias, table, log_weights, member_weights,
+               has_dense, dense_weight, dense_bias, head_weight, head_bias, table, log_weights,
                temperature, num_pitches, log_timing, resolution):
     layers, members, batch, hidden = h.shape
     notes = out.shape[1]
@@ -227,9 +218,10 @@ def _note_loop(out, uniforms, pitch_logits, step, duration, h, c, first_weight, 
             if has_dense:
                 features = np.maximum(np.dot(features, dense_weight[k]) + dense_bias[k], np.float32(0.0))
             heads = np.dot(np.ascontiguousarray(features), head_weight[k]) + head_bias[k]
+            weight = math.exp(log_weights[k])  # the member's weight in the mixture (1 for one network)
             for b in range(batch):
-                step[b] += np.float32(heads[b, pitches] * member_weights[k]) if members > 1 else heads[b, pitches]
-                duration[b] += np.float32(heads[b, pitches + 1] * member_weights[k]) if members > 1 else heads[b, pitches + 1]
+                step[b] += np.float32(heads[b, pitches] * weight) if members > 1 else heads[b, pitches]
+                duration[b] += np.float32(heads[b, pitches + 1] * weight) if members > 1 else heads[b, pitches + 1]
                 if members == 1:
                     pitch_logits[b] = heads[b, :pitches]
                 else:  # log_softmax of this member's logits plus its log weight

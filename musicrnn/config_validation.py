@@ -140,9 +140,7 @@ def validate_generation(settings: dict, prefix: str = "") -> None:
         value = settings.get(key)
         if value is None or (key == "temperature" and settings.get("greedy") is True):  # greedy ignores it
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(prefix + key, value, allowed)
-        if not check(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not check(value):
             raise ConfigError(prefix + key, value, allowed)
 
 

@@ -101,15 +101,12 @@ def generate_events(
     generator = seeded_generator(device, seed)
 
     inputs = torch.from_numpy(primer).to(device).unsqueeze(0).expand(num_samples, -1, -1).contiguous()
-    out = torch.empty(num_samples, num_notes, NUM_FEATURES, device=device)
-    timing_temperature = temperature if timing_temperature is None else timing_temperature
     # Every random number up front, one per (note, pitch/step/duration, sample): both loops read the same.
     uniforms = torch.rand(num_notes, NUM_FEATURES, num_samples, generator=generator, dtype=torch.float64, device=device)
     output, state = net(inputs)
     if compiled and compiled_sampling.supports(net, top_k, top_p):
-        h, c = (s.detach().cpu().numpy().copy() for s in state)
-        if h.ndim == 3:  # one network: (layers, batch, hidden) -> (layers, K = 1, batch, hidden)
-            h, c = h[:, None].copy(), c[:, None].copy()
+        # The loop updates the state in place: its own copies, (layers, K, batch, hidden) (K = 1 for one network).
+        h, c = (np.array(s.detach().cpu().numpy()[:, None] if s.dim() == 3 else s.detach().cpu().numpy()) for s in state)
         result = np.empty((num_samples, num_notes, NUM_FEATURES), np.float32)
         last = lambda t: t[:, -1].detach().cpu().numpy()  # noqa: E731
         compiled_sampling.compiled_note_loop(
@@ -118,6 +115,8 @@ def generate_events(
         )
         net.train(was_training)
         return result
+    out = torch.empty(num_samples, num_notes, NUM_FEATURES, device=device)
+    timing_temperature = temperature if timing_temperature is None else timing_temperature
     # After the primer, one note at a time through the network's stepper (the same arithmetic as its forward
     # with fused weights: a NoteLSTM's or an LSTM ensemble's), else through its forward.
     step = net.stepper() if hasattr(net, "stepper") else net
