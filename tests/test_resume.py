@@ -22,14 +22,16 @@ pytestmark = pytest.mark.slow
 
 EPOCHS = 6
 # No sample logger, logger or final test/sample: only training, which is what is compared.
-RUN = [f"trainer.max_epochs={EPOCHS}", "logger=none", "~callbacks.sample_logger", "~callbacks.early_stopping",
-       "test=false", "sample.num_notes=0", "seed=7"]
+QUIET = ["logger=none", "~callbacks.sample_logger", "~callbacks.early_stopping", "test=false", "sample.num_notes=0", "seed=7"]
+RUN = [f"trainer.max_epochs={EPOCHS}", *QUIET]
+# A run that cannot end on its own within the test, so that every planned kill lands on a live process.
+ENDLESS = ["trainer.max_epochs=100000", *QUIET]
 
 
-def train_command(corpus: Path, logs: Path, *extra: str) -> list[str]:
+def train_command(corpus: Path, logs: Path, *extra: str, run: list[str] = RUN) -> list[str]:
     script = shutil.which("musicrnn-train")
     command = [script] if script else [sys.executable, "-m", "musicrnn.train"]
-    return [*command, *train_args(corpus, logs, *RUN, *extra)]
+    return [*command, *train_args(corpus, logs, *run, *extra)]
 
 
 def checkpoints(logs: Path) -> list[Path]:
@@ -40,12 +42,16 @@ def epoch_of(path: Path) -> int:
     return int(read_checkpoint(path)["epoch"])
 
 
-def kill_when(process: subprocess.Popen, ready, timeout: float = 240) -> None:
+def wait_until(process: subprocess.Popen, ready, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         assert process.poll() is None, "training ended before it could be killed"
         assert time.monotonic() < deadline, "training never reached the point to kill it"
-        time.sleep(0.05)
+        time.sleep(0.02)
+
+
+def kill_when(process: subprocess.Popen, ready, timeout: float = 240) -> None:
+    wait_until(process, ready, timeout)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
 
@@ -82,21 +88,18 @@ def test_checkpoints_stay_readable_whenever_the_process_is_killed(session_corpus
     ever mistaken for one."""
     rng = random.Random(0)
     logs = tmp_path / "logs"
-    kills = 0
     for attempt in range(3):
-        process = subprocess.Popen(train_command(session_corpus, logs), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        started = time.monotonic()
-        # Wait for the first checkpoint of this run, then kill at a random moment in the next ~2 s.
+        process = subprocess.Popen(train_command(session_corpus, logs, run=ENDLESS), cwd=tmp_path,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Wait for the first checkpoint of this run, then kill at a random moment in the next ~2 s, while
+        # it goes on writing one checkpoint an epoch.
         before = set(checkpoints(logs))
-        while not (set(checkpoints(logs)) - before) and process.poll() is None and time.monotonic() - started < 240:
-            time.sleep(0.02)
+        wait_until(process, lambda: bool(set(checkpoints(logs)) - before))
         time.sleep(rng.uniform(0.0, 2.0))
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
+        assert process.poll() is None, f"attempt {attempt}: training ended on its own before the kill"
+        process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         for path in checkpoints(logs):
             checkpoint = read_checkpoint(path)
             assert "state_dict" in checkpoint and "musicrnn_random_state" in checkpoint
-    assert kills >= 2
     assert checkpoints(logs)
