@@ -4,8 +4,8 @@ Python-level operation per note.
 Why not torch: at batch 1 a note is ~0.8 MFLOP, a few microseconds of arithmetic, but the torch stepper
 dispatches ~70 operations per note at several microseconds each (~300 us a note; see
 experiments/benchmarks/README.md). Here the whole loop is one compiled function: each layer's fused
-[input, hidden] x weights product is one BLAS call (`np.dot`), the gates, the heads and the sampling are
-plain compiled loops. It runs the same arithmetic as `NoteLSTM.forward` / `NoteEnsembleNet.forward` in eval mode,
+[input, hidden] x weights product goes to BLAS (`np.dot`, in small pieces: see `column_blocks`), the gates,
+the heads and the sampling are plain compiled loops, and a batch's samples run in parallel threads. It runs the same arithmetic as `NoteLSTM.forward` / `NoteEnsembleNet.forward` in eval mode,
 and samples with the same rule and the same uniforms as `musicrnn.sampling.sample_class`, so for one seed
 it gives the same notes as the torch loop (timing equal to float rounding; a pitch could differ only if a
 uniform fell within rounding of a class boundary).
@@ -17,7 +17,9 @@ takes the torch loop (`supports` says which).
 
 from __future__ import annotations
 
+import itertools
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -37,11 +39,45 @@ def supports(net: nn.Module, top_k: int | None, top_p: float | None) -> bool:
     return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in net.state_dict().values())
 
 
+# OpenBLAS multiplies small matrices (M * N * K <= 1e6 on AVX-512) with a kernel that reads its operands in
+# place; a larger product first copies the weight matrix into its packed layout, on every call. A (8, 256) x
+# (256, 512) product, a layer of the seed model at 8 samples, is just over: 40 us, against 2 x 10 us for its
+# two column halves (experiments/benchmarks/README.md). So products take at most ROWS rows at a time and the
+# weights are stored cut into column blocks that keep each call under that size.
+ROWS = 8
+SMALL_PRODUCT = 1_000_000
+
+
+def column_blocks(weight: np.ndarray) -> np.ndarray:
+    """(..., in, out) -> (..., blocks, in, out / blocks): the fewest equal column blocks for which a product of
+    ROWS rows stays a small one."""
+    inputs, outputs = weight.shape[-2:]
+    count = next(n for n in range(1, outputs + 1) if outputs % n == 0 and ROWS * inputs * (outputs // n) <= SMALL_PRODUCT) \
+        if ROWS * inputs <= SMALL_PRODUCT else outputs
+    blocks = weight.reshape(*weight.shape[:-1], count, outputs // count)
+    return np.ascontiguousarray(np.moveaxis(blocks, -2, -3))
+
+
+@njit(cache=True, error_model="numpy")
+def _affine(x, blocks, bias, out):
+    """out = x @ W + bias, with W as `column_blocks` (blocks, in, width): ROWS rows and one block a product."""
+    count, _, width = blocks.shape
+    for r0 in range(0, x.shape[0], ROWS):
+        r1 = min(r0 + ROWS, x.shape[0])
+        rows = x[r0:r1]
+        for j in range(count):
+            product = np.dot(rows, blocks[j])
+            for r in range(r1 - r0):
+                for n in range(width):
+                    out[r0 + r, j * width + n] = product[r, n] + bias[j * width + n]
+
+
 class MemberWeights:
     """A `NoteLSTM` (K = 1) or an LSTM ensemble's K members as NumPy arrays in the loop's layout, taken from
     the network's torch stepper (`net.stepper()`), which already fuses them: per layer the input and
     recurrent weights as one (K, input + hidden, 4 hidden) matrix with the gates in i, f, o, g order, the
-    biases summed, the three heads as one (K, features, pitches + 2) matrix; the dense layer as (K, in, out)."""
+    biases summed, the three heads as one (K, features, pitches + 2) matrix; the dense layer as (K, in, out).
+    Every matrix is kept as `column_blocks`."""
 
     def __init__(self, net: nn.Module):
         from musicrnn.models.ensemble import NoteEnsembleNet
@@ -61,16 +97,17 @@ class MemberWeights:
             table = net.pitch_embedding.weight[:, None] if net.pitch_embedding is not None else None
             log_weights = torch.zeros(1)
         array = lambda t: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)  # noqa: E731
-        self.first_weight, self.first_bias = array(layers[0][0]), array(layers[0][1])
+        self.first_weight, self.first_bias = column_blocks(array(layers[0][0])), array(layers[0][1])
         hidden = self.first_bias.shape[1] // 4
         k = self.first_weight.shape[0]
-        # Layers after the first share one shape: one array (layers - 1, K, 2 hidden, 4 hidden).
-        self.rest_weight = array(torch.stack([w for w, _ in layers[1:]])) if len(layers) > 1 else np.zeros((0, k, 2 * hidden, 4 * hidden), np.float32)
+        # Layers after the first share one shape: one array (layers - 1, K, blocks, 2 hidden, width).
+        rest = column_blocks(array(torch.stack([w for w, _ in layers[1:]]))) if len(layers) > 1 else None
+        self.rest_weight = rest if rest is not None else np.zeros((0, k, 1, 2 * hidden, 4 * hidden), np.float32)
         self.rest_bias = array(torch.stack([b for _, b in layers[1:]])) if len(layers) > 1 else np.zeros((0, k, 4 * hidden), np.float32)
         self.has_dense = dense is not None
-        self.dense_weight = array(dense[0]) if dense else np.zeros((k, 1, 1), np.float32)
+        self.dense_weight = column_blocks(array(dense[0])) if dense else np.zeros((k, 1, 1, 1), np.float32)
         self.dense_bias = array(dense[1]) if dense else np.zeros((k, 1), np.float32)
-        self.head_weight, self.head_bias = array(head[0]), array(head[1])
+        self.head_weight, self.head_bias = column_blocks(array(head[0])), array(head[1])
         self.table = array(table) if table is not None else np.zeros((0, k, 0), np.float32)
         self.log_weights = log_weights.detach().double().cpu().numpy()
 
@@ -85,23 +122,37 @@ def compiled_note_loop(
     h: np.ndarray,
     c: np.ndarray,
     temperature: float,
+    threads: int | None = None,
 ) -> None:
     """Fill `out` (samples, notes, 3) float32 from the predictions after the primer: `pitch_logits`
     (samples, pitches), `step` and `duration` (samples,), and the LSTM state `h`, `c` ((layers, K, samples,
-    hidden), updated in place). `uniforms` (notes, samples) float64 are the sampling's random numbers."""
+    hidden), updated in place). `uniforms` (notes, samples) float64 are the sampling's random numbers.
+
+    Samples are independent, so a batch is cut into `threads` parts (default: torch's thread count) that run
+    at once, each in its own thread (the loop holds no GIL; its products are single-threaded small ones)."""
     weights = MemberWeights(net)
     config = net.config
-    _note_loop(
-        out, uniforms, np.ascontiguousarray(pitch_logits, np.float32), np.ascontiguousarray(step, np.float32),
-        np.ascontiguousarray(duration, np.float32), h, c,
+    fixed = (
         weights.first_weight, weights.first_bias, weights.rest_weight, weights.rest_bias,
         weights.has_dense, weights.dense_weight, weights.dense_bias, weights.head_weight, weights.head_bias,
         weights.table, weights.log_weights,
         float(temperature), config.num_pitches, config.timing_input == "log", np.float32(config.timing_resolution),
     )
+    per_sample = [np.ascontiguousarray(a, np.float32) for a in (pitch_logits, step, duration)]
+    bounds = np.linspace(0, out.shape[0], min(threads or torch.get_num_threads(), out.shape[0]) + 1).astype(int)
+    spans = list(itertools.pairwise(bounds))
+    if len(spans) == 1:
+        _note_loop(out, uniforms, *per_sample, h, c, *fixed)
+        return
+    parts = [(out[lo:hi], np.ascontiguousarray(uniforms[:, lo:hi]), *(a[lo:hi] for a in per_sample),
+              np.ascontiguousarray(h[:, :, lo:hi]), np.ascontiguousarray(c[:, :, lo:hi])) for lo, hi in spans]
+    with ThreadPoolExecutor(len(parts)) as pool:
+        list(pool.map(lambda part: _note_loop(*part, *fixed), parts))  # list(): re-raises a part's error
+    for (lo, hi), part in zip(spans, parts):
+        h[:, :, lo:hi], c[:, :, lo:hi] = part[-2], part[-1]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sample(logits, u, temperature):
     """`sample_class`'s rule for one row: argmax when temperature <= 0, else the class whose cumulative
     softmax(logits / temperature) (float64) first exceeds u times the total."""
@@ -133,8 +184,8 @@ def _sample(logits, u, temperature):
 
 
 # tanh as a ratio of polynomials (Eigen's float tanh: error < 4e-7 over the line), multiplies, adds and one
-# divide: ~2 ns a value here against ~7 ns for the libm calls `math.exp`/`math.tanh`, which took half the time
-# of a step at batch 16. (LLVM still compiles the loop to scalar instructions, not SIMD: measured, not assumed.)
+# divide, all of which vectorise (see `_lstm_cell`), where the libm calls `math.exp`/`math.tanh` (~7 ns a value)
+# took half the time of a step at batch 16.
 # sigmoid(x) = (1 + tanh(x / 2)) / 2.
 _TANH_CLAMP = np.float32(7.90531110763549805)
 _A1, _A3, _A5, _A7 = np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04), np.float32(1.48572235717979e-05), np.float32(5.12229709037114e-08)
@@ -157,29 +208,37 @@ def _sigmoid(x):
     return _HALF + _HALF * _tanh(_HALF * x)
 
 
-@njit(cache=True, fastmath=True)  # no NaN/inf checks in min/max: lets the loop vectorize
+# fastmath: no NaN/inf checks in min/max; error_model="numpy": no zero-divisor check (and exception path) on
+# each divide. With both, and 1-D views of each gate, LLVM compiles the loop to 16-lane AVX-512 (or 8-lane
+# AVX2) instructions: 9x faster than the same loop on 2-D indices (45 -> 5 us for 3 layers at batch 8).
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _lstm_cell(gates, h, c):
     """PyTorch's LSTM cell from pre-activations (rows, 4 hidden) in the steppers' i, f, o, g order; h and c
     in place."""
     hidden = h.shape[1]
     for b in range(h.shape[0]):
+        row, hb, cb = gates[b], h[b], c[b]
+        ig, fg, og, gg = row[:hidden], row[hidden : 2 * hidden], row[2 * hidden : 3 * hidden], row[3 * hidden :]
         for j in range(hidden):
-            cell = _sigmoid(gates[b, hidden + j]) * c[b, j] + _sigmoid(gates[b, j]) * _tanh(gates[b, 3 * hidden + j])
-            c[b, j] = cell
-            h[b, j] = _sigmoid(gates[b, 2 * hidden + j]) * _tanh(cell)
+            cell = _sigmoid(fg[j]) * cb[j] + _sigmoid(ig[j]) * _tanh(gg[j])
+            cb[j] = cell
+            hb[j] = _sigmoid(og[j]) * _tanh(cell)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: halves of a batch run in two threads at once
 def _note_loop(out, uniforms, pitch_logits, step, duration, h, c, first_weight, first_bias, rest_weight, rest_bias,
                has_dense, dense_weight, dense_bias, head_weight, head_bias, table, log_weights,
                temperature, num_pitches, log_timing, resolution):
     layers, members, batch, hidden = h.shape
     notes = out.shape[1]
     pitches = pitch_logits.shape[1]
-    inputs = first_weight.shape[1] - hidden
+    inputs = first_weight.shape[2] - hidden
     embedded = table.shape[2] > 0
     first_rows = np.zeros((batch, inputs + hidden), np.float32)
     rows = np.zeros((batch, 2 * hidden), np.float32)
+    gates = np.empty((batch, 4 * hidden), np.float32)
+    dense_out = np.empty((batch, dense_bias.shape[1]), np.float32)
+    heads = np.empty((batch, head_bias.shape[1]), np.float32)
     member_log_probs = np.empty((members, batch, pitches), np.float64)
     for i in range(notes):
         for b in range(batch):
@@ -207,17 +266,18 @@ def _note_loop(out, uniforms, pitch_logits, step, duration, h, c, first_weight, 
                         value = np.float32(math.log1p(max(value, np.float32(0.0)) / resolution))
                     first_rows[b, inputs - 2 + t] = value
                 first_rows[b, inputs:] = h[0, k, b]
-            gates = np.dot(first_rows, first_weight[k]) + first_bias[k]
+            _affine(first_rows, first_weight[k], first_bias[k], gates)
             _lstm_cell(gates, h[0, k], c[0, k])
             for layer in range(1, layers):
                 rows[:, :hidden] = h[layer - 1, k]
                 rows[:, hidden:] = h[layer, k]
-                gates = np.dot(rows, rest_weight[layer - 1, k]) + rest_bias[layer - 1, k]
+                _affine(rows, rest_weight[layer - 1, k], rest_bias[layer - 1, k], gates)
                 _lstm_cell(gates, h[layer, k], c[layer, k])
             features = h[layers - 1, k]
             if has_dense:
-                features = np.maximum(np.dot(features, dense_weight[k]) + dense_bias[k], np.float32(0.0))
-            heads = np.dot(np.ascontiguousarray(features), head_weight[k]) + head_bias[k]
+                _affine(features, dense_weight[k], dense_bias[k], dense_out)
+                features = np.maximum(dense_out, np.float32(0.0))
+            _affine(features, head_weight[k], head_bias[k], heads)
             weight = math.exp(log_weights[k])  # the member's weight in the mixture (1 for one network)
             for b in range(batch):
                 step[b] += np.float32(heads[b, pitches] * weight) if members > 1 else heads[b, pitches]

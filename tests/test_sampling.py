@@ -102,6 +102,40 @@ def test_the_compiled_loop_generates_the_same_notes_as_the_network_itself(config
         assert len(np.unique(compiled[..., 0])) > 20  # it did sample (an untrained greedy model repeats one pitch)
 
 
+def test_the_compiled_loop_gives_the_same_notes_in_one_thread_or_several(monkeypatch):
+    """A batch cut into parts run in parallel threads, and products taken 8 rows at a time, give every sample
+    the notes it gets in one thread."""
+    import functools
+
+    from musicrnn import compiled_sampling
+
+    torch.manual_seed(0)
+    net = NoteLSTM(NoteLSTMConfig(hidden_size=128, num_layers=3, dense_size=256)).eval()
+    primer = np.array([[60, 0.0, 0.5], [64, 0.5, 0.5], [67, 0.5, 1.0]], dtype=np.float32)
+    original = compiled_sampling.compiled_note_loop
+    results = {}
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(compiled_sampling, "compiled_note_loop", functools.partial(original, threads=threads))
+        results[threads] = generate_events(net, primer, 200, num_samples=19, seed=3)
+    assert len(np.unique(results[1][..., 0])) > 20
+    for threads in (2, 3):
+        assert np.array_equal(results[threads][..., 0], results[1][..., 0]), f"{threads} threads sampled other pitches"
+        np.testing.assert_allclose(results[threads], results[1], atol=1e-6)
+
+
+def test_weights_are_cut_into_column_blocks_that_keep_each_product_small():
+    from musicrnn.compiled_sampling import ROWS, SMALL_PRODUCT, column_blocks
+
+    rng = np.random.default_rng(0)
+    for inputs, outputs in ((131, 512), (256, 512), (512, 1024), (256, 130), (3, 7)):
+        weight = rng.standard_normal((2, inputs, outputs)).astype(np.float32)
+        blocks = column_blocks(weight)
+        count, width = blocks.shape[1], blocks.shape[3]
+        assert count * width == outputs and ROWS * inputs * width <= SMALL_PRODUCT
+        assert np.array_equal(np.concatenate(list(np.moveaxis(blocks, 1, 0)), axis=-1), weight)
+    assert column_blocks(np.zeros((256, 512), np.float32)).shape == (2, 256, 256)  # a seed-model layer: two halves
+
+
 def test_settings_the_compiled_loop_does_not_cover_take_the_torch_loop():
     from musicrnn import compiled_sampling
 

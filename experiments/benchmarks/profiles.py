@@ -1,7 +1,7 @@
 """The measurements behind "what limits it" in experiments/benchmarks/README.md, re-runnable:
 
     python -m experiments.benchmarks.profiles lstm         # the training step: as the paper has it, no dropout, no oneDNN
-    python -m experiments.benchmarks.profiles generation   # one compiled generation step at batch 16, part by part
+    python -m experiments.benchmarks.profiles generation   # one compiled generation step at batch 8 and 16, part by part
 """
 
 from __future__ import annotations
@@ -41,18 +41,24 @@ def lstm_steps_per_second(variant: str, repeats: int = 30) -> float:
 
 
 def generation_parts(batch: int = 16, repeats: int = 2000) -> dict[str, float]:
-    """Microseconds per generation step at `batch`, part by part, inside Numba like the compiled loop."""
+    """Microseconds per generation step at `batch` (one thread), part by part, inside Numba like the compiled
+    loop: the seed model's five products taken as one BLAS call each, then as the loop takes them (8 rows
+    and a column block a call), the LSTM cells of its three layers, the sampling."""
     from numba import njit
 
-    from musicrnn.compiled_sampling import _lstm_cell, _sample
+    from musicrnn.compiled_sampling import _affine, _lstm_cell, _sample, column_blocks
 
     @njit
-    def products(x, w0, w1, w2, dense, head, n):
+    def whole_products(xs, ws, n):
         for _ in range(n):
-            np.dot(x, w0)
-            np.dot(x[:, :256].copy(), w1)
-            np.dot(x[:, :256].copy(), w2)
-            np.dot(np.dot(x[:, :128].copy(), dense), head)
+            for x, w in zip(xs, ws):
+                np.dot(x, w)
+
+    @njit
+    def block_products(xs, blocks, biases, outs, n):
+        for _ in range(n):
+            for x, w, b, o in zip(xs, blocks, biases, outs):
+                _affine(x, w, b, o)
 
     @njit
     def cells(gates, h, c, n):
@@ -70,10 +76,17 @@ def generation_parts(batch: int = 16, repeats: int = 2000) -> dict[str, float]:
 
     rng = np.random.default_rng(0)
     f32 = lambda *shape: rng.standard_normal(shape).astype(np.float32)  # noqa: E731
-    x, w0, w1, w2, dense, head = f32(batch, 259), f32(259, 512), f32(256, 512), f32(256, 512), f32(128, 256), f32(256, 130)
+    # The seed model's products: layer 1 ([pitch, step, duration, h] x 4 gates), layers 2-3, dense, heads.
+    shapes = ((131, 512), (256, 512), (256, 512), (128, 256), (256, 130))
+    xs = tuple(f32(batch, k) for k, _ in shapes)
+    ws = tuple(f32(k, n) for k, n in shapes)
+    blocks = tuple(column_blocks(w) for w in ws)
+    biases = tuple(f32(n) for _, n in shapes)
+    outs = tuple(np.empty((batch, n), np.float32) for _, n in shapes)
     gates, h, c, logits = f32(batch, 512), np.zeros((batch, 128), np.float32), np.zeros((batch, 128), np.float32), f32(batch, 128)
     timings = {}
-    for name, run in (("BLAS products", lambda n: products(x, w0, w1, w2, dense, head, n)),
+    for name, run in (("products, one BLAS call each", lambda n: whole_products(xs, ws, n)),
+                      ("products, 8 rows x column blocks (the loop)", lambda n: block_products(xs, blocks, biases, outs, n)),
                       ("LSTM cells", lambda n: cells(gates, h, c, n)), ("sampling", lambda n: sampling(logits, n))):
         run(1)
         started = time.perf_counter()
@@ -94,8 +107,9 @@ def main() -> None:
             rate = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
             print(f"training step, {variant}: {rate:,.0f} time steps/s")
     if what in ("generation", "all"):
-        for name, micros in generation_parts().items():
-            print(f"generation step at batch 16, {name}: {micros:.0f} us")
+        for batch in (8, 16):
+            for name, micros in generation_parts(batch).items():
+                print(f"generation step at batch {batch}, one thread, {name}: {micros:.0f} us")
 
 
 if __name__ == "__main__":
