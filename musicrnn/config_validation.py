@@ -15,6 +15,7 @@ import importlib
 import inspect
 import types
 import typing
+from pathlib import Path
 from typing import Any, Callable, Literal, Union
 
 from omegaconf import DictConfig, OmegaConf
@@ -142,6 +143,16 @@ def validate_generation(settings: dict, prefix: str = "") -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not check(value):
             raise ConfigError(prefix + key, value, allowed)
+
+
+def validate_known_keys(cfg: DictConfig, config_file: Path, command: str) -> None:
+    """For a command whose every setting is in one config file (musicrnn-generate): a key the file lacks, such
+    as `+num_note=50`, is a typo or another command's setting, and would otherwise be ignored in silence."""
+    known = set(OmegaConf.load(config_file)) - {"defaults", "hydra"}
+    for key in cfg:
+        if key not in known:
+            raise ConfigError(str(key), OmegaConf.to_container(cfg, resolve=False)[key],
+                              f"not a setting of {command} (its settings: {', '.join(sorted(known))})")
 
 
 def validate_run_config(cfg: DictConfig) -> None:

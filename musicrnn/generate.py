@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from musicrnn.checkpoint import load_model
 from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.config_validation import validate_generation
+from musicrnn.config_validation import validate_generation, validate_known_keys
 from musicrnn.errors import MusicrnnError, errors_as_one_line
 from musicrnn.midi_io import read_midi, write_midi
 from musicrnn.models.note_module import NoteLSTMModule
@@ -36,10 +38,18 @@ def load_primer(module: NoteLSTMModule, primer: str | os.PathLike | None, primer
     if primer is not None:
         events = notes_to_events(read_midi(primer), time_unit)
     else:
-        if not module.primers:
-            raise MusicrnnError("the checkpoint stores no held-out primer: pass primer=some.mid")
-        events = np.asarray(module.primers[primer_index % len(module.primers)], dtype=np.float32)
+        events = np.asarray(stored_primer(module, primer_index), dtype=np.float32)
     return events[-primer_notes:] if primer_notes > 0 else events
+
+
+def stored_primer(module: NoteLSTMModule | PianoRollModule, primer_index: int):
+    """The checkpoint's held-out piece number `primer_index`."""
+    if not module.primers:
+        raise MusicrnnError("the checkpoint stores no held-out primer: pass primer=some.mid")
+    if not 0 <= primer_index < len(module.primers):
+        last = len(module.primers) - 1
+        raise MusicrnnError(f"primer_index={primer_index}: the checkpoint stores {len(module.primers)} held-out primers (0..{last})")
+    return module.primers[primer_index]
 
 
 def output_paths(output: str | os.PathLike, num_samples: int) -> list[Path]:
@@ -88,9 +98,7 @@ def load_primer_roll(module: PianoRollModule, primer: str | os.PathLike | None, 
         if not roll.any():
             raise MusicrnnError(f"{primer}: no notes inside the model's keys {hp.lowest_pitch}..{hp.lowest_pitch + hp.num_keys - 1}")
     else:
-        if not module.primers:
-            raise MusicrnnError("the checkpoint stores no held-out primer: pass primer=some.mid")
-        roll = np.asarray(module.primers[primer_index % len(module.primers)], dtype=bool)
+        roll = np.asarray(stored_primer(module, primer_index), dtype=bool)
     return roll[-primer_frames:] if primer_frames > 0 else roll
 
 
@@ -151,9 +159,19 @@ def sample_checkpoint(
     )
 
 
-def generate(cfg: DictConfig) -> list[Path]:
+def generate(cfg: DictConfig, overridden: Sequence[str] = ()) -> list[Path]:
+    """Generate as `cfg` says; `overridden` names the settings the user gave (the other kind of model's
+    length among them is an error: it would be ignored)."""
+    validate_known_keys(cfg, CONFIG_DIR / "generate.yaml", "musicrnn-generate")
     validate_generation(OmegaConf.to_container(cfg, resolve=False))  # before the checkpoint is read
     module = load_model(cfg.ckpt_path, cfg.get("ensemble_weights"))  # several checkpoints: their ensemble
+    pianoroll = isinstance(module, PianoRollModule)
+    for key, applies in (("num_frames", pianoroll), ("primer_frames", pianoroll), ("num_notes", not pianoroll),
+                         ("primer_notes", not pianoroll), ("top_k", not pianoroll), ("top_p", not pianoroll),
+                         ("timing_temperature", not pianoroll)):
+        if key in overridden and not applies:
+            kind, other = ("a piano-roll", "num_frames") if pianoroll else ("a note", "num_notes")
+            raise MusicrnnError(f"{key}={cfg.get(key)}: not a setting for {cfg.ckpt_path}, {kind} model (its length is {other})")
     paths = sample_checkpoint(
         module,
         cfg.output,
@@ -171,7 +189,7 @@ def generate(cfg: DictConfig) -> list[Path]:
         include_primer=bool(cfg.include_primer),
         seed=cfg.seed,
     )
-    what = f"{cfg.num_frames} generated frames" if isinstance(module, PianoRollModule) else f"{cfg.num_notes} generated notes"
+    what = f"{cfg.num_frames} generated frames" if pianoroll else f"{cfg.num_notes} generated notes"
     for path in paths:
         print(f"wrote {path} ({what})")
     return paths
@@ -179,8 +197,9 @@ def generate(cfg: DictConfig) -> list[Path]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="generate")
 def main(cfg: DictConfig) -> None:
+    overrides = HydraConfig.get().overrides.task
     with errors_as_one_line("musicrnn-generate", ValueError):  # bad input or arguments: one line
-        generate(cfg)
+        generate(cfg, [override.lstrip("+~").split("=")[0] for override in overrides])
 
 
 if __name__ == "__main__":

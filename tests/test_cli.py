@@ -201,6 +201,38 @@ def test_a_file_that_is_not_a_checkpoint_is_one_clear_line(tmp_path):
     assert "not a musicrnn checkpoint" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_generate_setting_that_does_not_exist_is_one_clear_line(tmp_path):
+    # Checked before the checkpoint is read: a typo such as +num_note=50 would otherwise be ignored.
+    result = cli("musicrnn-generate", "ckpt_path=nowhere/best.ckpt", "+num_note=50", cwd=tmp_path, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("musicrnn-generate: error: num_note=50: not a setting of musicrnn-generate (its settings: ")
+    assert len(result.stderr.strip().splitlines()) == 1 and "num_notes" in result.stderr
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["primer_index=99"], r"primer_index=99: the checkpoint stores \d+ held-out primers \(0\.\.\d+\)"),
+    (["primer_index=-1"], r"primer_index=-1: the checkpoint stores \d+ held-out primers"),
+    (["num_frames=10"], r"num_frames=10: not a setting for .*best\.ckpt, a note model \(its length is num_notes\)"),
+    (["primer_frames=4", "num_notes=5"], r"primer_frames=4: not a setting for .*, a note model"),
+])
+def test_generate_refuses_what_it_would_otherwise_ignore_or_wrap(trained_run, tmp_path, monkeypatch, overrides, expected):
+    """In process, on the composed config: a primer number the checkpoint does not have, and the piano-roll
+    models' settings given for a note model."""
+    from musicrnn.errors import MusicrnnError
+    from musicrnn.generate import generate
+    from test_config_validation import composed
+
+    run_dir, _ = trained_run
+    monkeypatch.chdir(tmp_path)
+    cfg = composed("generate", [f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", *overrides])
+    with pytest.raises(MusicrnnError, match=expected):
+        generate(cfg, [override.split("=")[0] for override in overrides])
+    assert not list(tmp_path.glob("*.mid"))
+    stored = len(torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)["musicrnn"]["primers"])
+    (written,) = generate(composed("generate", [f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", f"primer_index={stored - 1}", "num_notes=5"]))
+    assert len(read_midi(written)) == 5
+
+
 @pytest.mark.parametrize(
     "args, expected",
     [

@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.config_validation import ConfigError, type_allows, validate_generation, validate_run_config
+from musicrnn.config_validation import ConfigError, type_allows, validate_generation, validate_known_keys, validate_run_config
 from test_cli import cli, train_args
 
 
@@ -117,4 +117,6 @@ def test_every_shipped_config_passes(overrides, tmp_path, monkeypatch):
     monkeypatch.setenv("MUSICRNN_POP909", "/data/POP909")
     monkeypatch.setenv("MUSICRNN_JSB_CHORALES", "/data/JSB Chorales.pickle")
     validate_run_config(composed("train", [*overrides, f"paths.output_dir={tmp_path}"]))
-    validate_generation(OmegaConf.to_container(composed("generate", ["ckpt_path=x.ckpt"]), resolve=False))
+    generate = composed("generate", ["ckpt_path=x.ckpt"])
+    validate_known_keys(generate, CONFIG_DIR / "generate.yaml", "musicrnn-generate")
+    validate_generation(OmegaConf.to_container(generate, resolve=False))
