@@ -5,10 +5,11 @@ Why not torch: at batch 1 a note is ~0.8 MFLOP, a few microseconds of arithmetic
 dispatches ~70 operations per note at several microseconds each (~300 us a note; see
 experiments/benchmarks/README.md). Here the whole loop is one compiled function: each layer's fused
 [input, hidden] x weights product goes to BLAS (`np.dot`, in small pieces: see `column_blocks`), the gates,
-the heads and the sampling are plain compiled loops, and a batch's samples run in parallel threads. It runs the same arithmetic as `NoteLSTM.forward` / `NoteEnsembleNet.forward` in eval mode,
-and samples with the same rule and the same uniforms as `musicrnn.sampling.sample_class`, so for one seed
-it gives the same notes as the torch loop (timing equal to float rounding; a pitch could differ only if a
-uniform fell within rounding of a class boundary).
+the heads and the sampling are plain compiled loops, and a batch's samples run in parallel threads. It
+runs the same arithmetic as `NoteLSTM.forward` / `NoteEnsembleNet.forward` in eval mode, and samples with
+the same rule and the same uniforms as `musicrnn.sampling.sample_class`, so for one seed it gives the same
+notes as the torch loop (timing equal to float rounding; a pitch could differ only if a uniform fell within
+rounding of a class boundary).
 
 Covered: `NoteLSTM` and `NoteEnsembleNet` on the CPU with regression timing heads (the paper's model),
 any pitch input and timing input, temperature or greedy sampling without top-k/top-p. Everything else
@@ -52,8 +53,8 @@ def column_blocks(weight: np.ndarray) -> np.ndarray:
     """(..., in, out) -> (..., blocks, in, out / blocks): the fewest equal column blocks for which a product of
     ROWS rows stays a small one."""
     inputs, outputs = weight.shape[-2:]
-    count = next(n for n in range(1, outputs + 1) if outputs % n == 0 and ROWS * inputs * (outputs // n) <= SMALL_PRODUCT) \
-        if ROWS * inputs <= SMALL_PRODUCT else outputs
+    counts = [n for n in range(1, outputs + 1) if outputs % n == 0 and ROWS * inputs * (outputs // n) <= SMALL_PRODUCT]
+    count = counts[0] if counts else outputs  # (one column a block when even that is large)
     blocks = weight.reshape(*weight.shape[:-1], count, outputs // count)
     return np.ascontiguousarray(np.moveaxis(blocks, -2, -3))
 
