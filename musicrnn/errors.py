@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 class MusicrnnError(Exception):
@@ -42,4 +42,36 @@ def errors_as_one_line(command: str, *also: type[BaseException]) -> Iterator[Non
         yield
     except (MusicrnnError, InstantiationException, OmegaConfBaseException, *also) as error:
         print(f"{command}: error: {one_line(error)}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def hydra_error_line(error: BaseException) -> str:
+    """Hydra's composition errors on one line: an override of a key that does not exist names the key and
+    the `+` that would add it; a config group option that does not exist lists the ones there are."""
+    lines = [line.strip() for line in str(error).split("Config search path:")[0].splitlines() if line.strip()]
+    if lines and lines[0].startswith("Could not override '") and "is not in struct" in str(error.__cause__):
+        hint = lines[1] if len(lines) > 1 else ""  # "To append to your config use +model.hiden_size=3"
+        return f"{lines[0].split(chr(39))[1]}: no such setting (a typo? {hint[:1].lower()}{hint[1:]})"
+    if getattr(error, "override", None) and lines:  # an OverrideParseException
+        return f"{error.override}: not an override Hydra can parse ({lines[0]}; {' '.join(lines[1:])})"
+    options = next((i for i, line in enumerate(lines) if line.startswith("Available options in")), None)
+    if options is not None:
+        return f"{' '.join(lines[:options])} ({lines[options].rstrip(':')}: {', '.join(lines[options + 1:])})"
+    return " ".join(lines)
+
+
+def run_hydra_cli(command: str, main: Callable[[], object]) -> object:
+    """Run a `@hydra.main` entry point so that Hydra's own errors (an override of a key that does not exist,
+    a config group option that does not exist, an override that does not parse) are one line too. Hydra
+    prints those over several lines itself; with HYDRA_FULL_ERROR=1 it raises them instead, to be caught
+    here. A user who sets HYDRA_FULL_ERROR=1 gets Hydra's full traceback, as Hydra documents."""
+    from hydra.errors import HydraException
+
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        return main()
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        return main()
+    except HydraException as error:
+        print(f"{command}: error: {hydra_error_line(error)}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from musicrnn.checkpoint import expand_checkpoints
 from musicrnn.conf_dir import CONFIG_DIR
 from musicrnn.config_validation import validate_generation
-from musicrnn.errors import MusicrnnError, errors_as_one_line, one_line
+from musicrnn.errors import MusicrnnError, errors_as_one_line, one_line, run_hydra_cli
 from musicrnn.evaluation import figures
 from musicrnn.evaluation.audio import AudioUnavailable, audio_unavailable_reason, render_wav
 from musicrnn.evaluation.musical import mean_metrics
@@ -170,5 +170,10 @@ def main(cfg: DictConfig) -> None:
         evaluate(cfg)
 
 
+def cli() -> None:
+    """The `musicrnn-evaluate` console script: `main` with Hydra's own errors on one line too."""
+    run_hydra_cli("musicrnn-evaluate", main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

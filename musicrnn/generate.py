@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from musicrnn.checkpoint import load_model
 from musicrnn.conf_dir import CONFIG_DIR
 from musicrnn.config_validation import validate_generation, validate_known_keys
-from musicrnn.errors import MusicrnnError, errors_as_one_line
+from musicrnn.errors import MusicrnnError, errors_as_one_line, run_hydra_cli
 from musicrnn.midi_io import read_midi, write_midi
 from musicrnn.models.note_module import NoteLSTMModule
 from musicrnn.models.pianoroll_module import PianoRollModule
@@ -202,5 +202,10 @@ def main(cfg: DictConfig) -> None:
         generate(cfg, [override.lstrip("+~").split("=")[0] for override in overrides])
 
 
+def cli() -> None:
+    """The `musicrnn-generate` console script: `main` with Hydra's own errors on one line too."""
+    run_hydra_cli("musicrnn-generate", main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.errors import MusicrnnError, errors_as_one_line
+from musicrnn.errors import MusicrnnError, errors_as_one_line, run_hydra_cli
 from musicrnn.evaluation import figures
 from musicrnn.midi_io import find_midi_files, read_midi
 
@@ -66,5 +66,10 @@ def main(cfg: DictConfig) -> None:
         plot(cfg)
 
 
+def cli() -> None:
+    """The `musicrnn-plot` console script: `main` with Hydra's own errors on one line too."""
+    run_hydra_cli("musicrnn-plot", main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -28,7 +28,7 @@ from musicrnn.checkpoint_io import SafeCheckpointIO
 from musicrnn.conf_dir import CONFIG_DIR
 from musicrnn.config_validation import validate_run_config
 from musicrnn.data.pianoroll_data import PianoRollDataModule
-from musicrnn.errors import CheckpointError, MusicrnnError, errors_as_one_line
+from musicrnn.errors import CheckpointError, MusicrnnError, errors_as_one_line, run_hydra_cli
 from musicrnn.generate import sample_checkpoint
 from musicrnn.models.pianoroll_module import PianoRollModule
 
@@ -251,5 +251,10 @@ def main(cfg: DictConfig) -> float | None:
     return objects["objective"] if _monitor(cfg) else None
 
 
+def cli() -> None:
+    """The `musicrnn-train` console script: `main` with Hydra's own errors on one line too."""
+    run_hydra_cli("musicrnn-train", main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

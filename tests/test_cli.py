@@ -174,7 +174,11 @@ def test_note_lstm_trains_and_samples_categorical_timing(session_corpus, tmp_pat
 
 def test_a_wrong_config_key_is_one_clear_line(tmp_path):
     result = cli("musicrnn-train", "model.hiden_size=64", cwd=tmp_path, check=False, as_module=True)
-    assert result.returncode != 0 and "hiden_size" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 1 and result.stderr.strip() == (
+        "musicrnn-train: error: model.hiden_size: no such setting (a typo? to append to your config use +model.hiden_size=64)")
+    result = cli("musicrnn-generate", "ckpt_path=x.ckpt", "model=seed_paper", cwd=tmp_path, check=False)
+    assert result.returncode == 1 and result.stderr.strip().startswith("musicrnn-generate: error: ")
+    assert len(result.stderr.strip().splitlines()) == 1 and "model" in result.stderr
 
 
 def test_a_folder_of_broken_files_is_one_clear_line(tmp_path):

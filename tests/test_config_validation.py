@@ -120,3 +120,21 @@ def test_every_shipped_config_passes(overrides, tmp_path, monkeypatch):
     generate = composed("generate", ["ckpt_path=x.ckpt"])
     validate_known_keys(generate, CONFIG_DIR / "generate.yaml", "musicrnn-generate")
     validate_generation(OmegaConf.to_container(generate, resolve=False))
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("model.hiden_size=3", "model.hiden_size: no such setting (a typo? to append to your config use +model.hiden_size=3)"),
+    ("model=foo", "In 'train': Could not find 'model/foo' (Available options in 'model': note_lstm, pianoroll_lstm, seed_paper, tf_tutorial)"),
+    ("model.hidden_size=[", "model.hidden_size=[: not an override Hydra can parse (no viable alternative at input '['"),
+])
+def test_hydras_own_errors_become_one_line(override, expected):
+    """What the CLIs print for errors Hydra raises while composing (`errors.run_hydra_cli`), from the real
+    exceptions."""
+    from hydra.errors import HydraException
+
+    from musicrnn.errors import hydra_error_line
+
+    with pytest.raises(HydraException) as error:
+        composed("train", [override])
+    line = hydra_error_line(error.value)
+    assert line.startswith(expected) and "\n" not in line
