@@ -6,11 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-from experiments.benchmarks.suite import MEASUREMENTS, data_preparation, peak_rss_mib
+from experiments.benchmarks.suite import measure
 
 if __name__ == "__main__":
-    name, kwargs = sys.argv[1], json.loads(sys.argv[2])
-    fn = data_preparation if name == "data_preparation" else MEASUREMENTS[name]
-    result = fn(**kwargs)
-    result["peak_rss_mib"] = peak_rss_mib()
-    print(json.dumps(result))
+    print(json.dumps(measure(sys.argv[1], json.loads(sys.argv[2]))))

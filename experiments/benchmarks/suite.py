@@ -261,3 +261,9 @@ MEASUREMENTS: dict[str, Callable[..., dict]] = {
     "generation": generation,
     "ensemble_generation": ensemble_generation,
 }
+
+
+def measure(name: str, kwargs: dict) -> dict:
+    """One measurement by name, with the peak RSS of the process that ran it."""
+    result = (data_preparation if name == "data_preparation" else MEASUREMENTS[name])(**kwargs)
+    return {**result, "peak_rss_mib": peak_rss_mib()}
