@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from contextlib import contextmanager
@@ -41,17 +42,36 @@ def errors_as_one_line(command: str, *also: type[BaseException]) -> Iterator[Non
     try:
         yield
     except (MusicrnnError, InstantiationException, OmegaConfBaseException, *also) as error:
-        print(f"{command}: error: {one_line(error)}", file=sys.stderr)
+        print(f"{command}: error: {omegaconf_line(error) if isinstance(error, OmegaConfBaseException) else one_line(error)}",
+              file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def omegaconf_line(error: BaseException) -> str:
+    """An OmegaConf error without its `full_key: ... object_type=...` detail lines; a required value that is
+    not set says how to set it."""
+    from omegaconf.errors import MissingMandatoryValue
+
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    key = getattr(error, "full_key", None)
+    if isinstance(error, MissingMandatoryValue) and key:
+        return f"{first} (set it on the command line: {key}=...)"
+    return first
 
 
 def hydra_error_line(error: BaseException) -> str:
     """Hydra's composition errors on one line: an override of a key that does not exist names the key and
     the `+` that would add it; a config group option that does not exist lists the ones there are."""
     lines = [line.strip() for line in str(error).split("Config search path:")[0].splitlines() if line.strip()]
-    if lines and lines[0].startswith("Could not override '") and "is not in struct" in str(error.__cause__):
+    cause = error.__cause__
+    if lines and lines[0].startswith("Could not override '") and "is not in struct" in str(cause):
+        key = lines[0].split("'")[1]
+        siblings = [str(k) for k in getattr(getattr(cause, "parent_node", None), "keys", list)() if k != "hydra"]
+        close = difflib.get_close_matches(key.rsplit(".", 1)[-1], siblings, n=1)
+        if close:  # a typo: name the setting that exists
+            return f"{key}: no such setting (did you mean {key.rsplit('.', 1)[0] + '.' if '.' in key else ''}{close[0]}?)"
         hint = lines[1] if len(lines) > 1 else ""  # "To append to your config use +model.hiden_size=3"
-        return f"{lines[0].split(chr(39))[1]}: no such setting (a typo? {hint[:1].lower()}{hint[1:]})"
+        return f"{key}: no such setting ({hint[:1].lower()}{hint[1:]})"
     if getattr(error, "override", None) and lines:  # an OverrideParseException
         return f"{error.override}: not an override Hydra can parse ({lines[0]}; {' '.join(lines[1:])})"
     options = next((i for i, line in enumerate(lines) if line.startswith("Available options in")), None)

@@ -31,7 +31,7 @@ from musicrnn.evaluation.samples import read_samples
 from musicrnn.evaluation.yang_lerch import yang_lerch
 from musicrnn.generate import sample_checkpoint
 from musicrnn.models.pianoroll_module import PianoRollModule
-from musicrnn.train import train
+from musicrnn.train import route_lightning_logs, train
 
 log = logging.getLogger(__name__)
 MIN_HELD_OUT = 8
@@ -166,6 +166,7 @@ def render_samples(output_dir: Path, midi_paths: list[Path]) -> dict:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    route_lightning_logs()
     with errors_as_one_line("musicrnn-evaluate", ValueError):
         evaluate(cfg)
 

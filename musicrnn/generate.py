@@ -166,12 +166,14 @@ def generate(cfg: DictConfig, overridden: Sequence[str] = ()) -> list[Path]:
     validate_generation(OmegaConf.to_container(cfg, resolve=False))  # before the checkpoint is read
     module = load_model(cfg.ckpt_path, cfg.get("ensemble_weights"))  # several checkpoints: their ensemble
     pianoroll = isinstance(module, PianoRollModule)
-    for key, applies in (("num_frames", pianoroll), ("primer_frames", pianoroll), ("num_notes", not pianoroll),
-                         ("primer_notes", not pianoroll), ("top_k", not pianoroll), ("top_p", not pianoroll),
-                         ("timing_temperature", not pianoroll)):
-        if key in overridden and not applies:
-            kind, other = ("a piano-roll", "num_frames") if pianoroll else ("a note", "num_notes")
-            raise MusicrnnError(f"{key}={cfg.get(key)}: not a setting for {cfg.ckpt_path}, {kind} model (its length is {other})")
+    # The other kind of model's settings, each with what this kind takes instead (None: nothing).
+    ignored = {"num_notes": "num_frames", "primer_notes": "primer_frames", "top_k": None, "top_p": None,
+               "timing_temperature": None} if pianoroll else {"num_frames": "num_notes", "primer_frames": "primer_notes"}
+    for key in overridden:
+        if key in ignored:
+            kind = "a piano-roll" if pianoroll else "a note"
+            instead = f"; it takes {ignored[key]}" if ignored[key] else ""
+            raise MusicrnnError(f"{key}={cfg.get(key)}: not a setting for {cfg.ckpt_path}, {kind} model{instead}")
     paths = sample_checkpoint(
         module,
         cfg.output,

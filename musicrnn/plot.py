@@ -17,6 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 from musicrnn.conf_dir import CONFIG_DIR
+from musicrnn.config_validation import validate_known_keys
 from musicrnn.errors import MusicrnnError, errors_as_one_line, run_hydra_cli
 from musicrnn.evaluation import figures
 from musicrnn.midi_io import find_midi_files, read_midi
@@ -63,6 +64,7 @@ def plot(cfg: DictConfig) -> list[Path]:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="plot")
 def main(cfg: DictConfig) -> None:
     with errors_as_one_line("musicrnn-plot", FileNotFoundError):
+        validate_known_keys(cfg, CONFIG_DIR / "plot.yaml", "musicrnn-plot")
         plot(cfg)
 
 

@@ -64,12 +64,12 @@ def train(cfg: DictConfig, command: str = "musicrnn-train") -> tuple[dict[str, f
     ensemble = len(checkpoints) > 1
     if ensemble and cfg.get("train"):
         raise MusicrnnError(f"ckpt_path names {len(checkpoints)} checkpoints: an ensemble is tested, not trained (add train=false)")
-    if cfg.get("seed") is not None:
-        pl.seed_everything(cfg.seed, workers=True)
-    output_dir = Path(cfg.paths.output_dir)
-
     check_data_and_model_kinds(cfg)  # the model config also sets the data's windows: it must fit, tested or not
     validate_run_config(cfg)  # unknown keys, wrong types, out-of-range values: before the data is read
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)  # Lightning's own line would go to stderr
+        log.info("seed %d (torch, numpy, random and the data loader workers)", cfg.seed)
+    output_dir = Path(cfg.paths.output_dir)
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
     if ensemble:
         model: pl.LightningModule = load_model(checkpoints, cfg.get("ensemble_weights"))
@@ -244,8 +244,20 @@ def _print_summary(command: str, output_dir: Path, best: str, samples: list[Path
     print("\n".join(lines), flush=True)
 
 
+def route_lightning_logs() -> None:
+    """Lightning's loggers get their own stderr handler when Lightning is imported before logging is set up,
+    as it is here, before Hydra's: send them through Hydra's handlers instead (stdout and the run's log file),
+    so that stderr carries warnings and errors only and an error is the one line on it."""
+    for name in ("pytorch_lightning", "lightning_fabric"):
+        logger = logging.getLogger(name)
+        for handler in [h for h in logger.handlers if type(h) is logging.StreamHandler]:
+            logger.removeHandler(handler)
+        logger.propagate = True
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    route_lightning_logs()
     with errors_as_one_line("musicrnn-train"):  # bad data, config value or checkpoint: what and why
         _, objects = train(cfg)
     return objects["objective"] if _monitor(cfg) else None

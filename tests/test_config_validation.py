@@ -123,7 +123,8 @@ def test_every_shipped_config_passes(overrides, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("override, expected", [
-    ("model.hiden_size=3", "model.hiden_size: no such setting (a typo? to append to your config use +model.hiden_size=3)"),
+    ("model.hiden_size=3", "model.hiden_size: no such setting (did you mean model.hidden_size?)"),
+    ("xyzzy=3", "xyzzy: no such setting (to append to your config use +xyzzy=3)"),
     ("model=foo", "In 'train': Could not find 'model/foo' (Available options in 'model': note_lstm, pianoroll_lstm, seed_paper, tf_tutorial)"),
     ("model.hidden_size=[", "model.hidden_size=[: not an override Hydra can parse (no viable alternative at input '['"),
 ])
@@ -138,3 +139,19 @@ def test_hydras_own_errors_become_one_line(override, expected):
         composed("train", [override])
     line = hydra_error_line(error.value)
     assert line.startswith(expected) and "\n" not in line
+
+
+def test_a_required_value_left_unset_is_named_before_any_work(tmp_path):
+    from musicrnn.errors import MusicrnnError
+
+    with pytest.raises(MusicrnnError) as error:
+        validate_run_config(composed("train", ["data=midi_dir", f"paths.output_dir={tmp_path}"]))
+    assert str(error.value) == "Missing mandatory value: data.path (set it on the command line: data.path=...)"
+
+
+def test_single_file_commands_refuse_a_setting_they_do_not_have():
+    for name in ("generate", "plot"):
+        overrides = ["ckpt_path=x.ckpt"] if name == "generate" else []
+        validate_known_keys(composed(name, overrides), CONFIG_DIR / f"{name}.yaml", f"musicrnn-{name}")
+        with pytest.raises(ConfigError, match=rf"^foo=1: not a setting of musicrnn-{name} \(its settings: "):
+            validate_known_keys(composed(name, [*overrides, "+foo=1"]), CONFIG_DIR / f"{name}.yaml", f"musicrnn-{name}")

@@ -1,11 +1,12 @@
 """musicrnn's benchmark suite: every measurement side by side in one run, a table, and JSON.
 
-    python -m experiments.benchmarks                     # the full suite (about 2-3 minutes on 2 cores)
+    python -m experiments.benchmarks                     # the full suite (about 2 minutes on 2 cores)
     python -m experiments.benchmarks --quick             # a tiny setting (what the test suite runs)
     python -m experiments.benchmarks --out results.json --corpus ~/midis --pop909 /path/to/POP909
 
-Each measurement runs in a fresh subprocess (its own peak RSS, no shared warm caches). Targets are those
-of the performance issue; see experiments/benchmarks/README.md for the latest table.
+Each measurement runs in a fresh subprocess (its own peak RSS, no shared warm caches); with --quick, which
+checks that everything runs and measures nothing, they run in this process. Targets are those of the
+performance issue; see experiments/benchmarks/README.md for the latest table.
 """
 
 from __future__ import annotations
@@ -37,10 +38,13 @@ def run_one(name: str, kwargs: dict, in_process: bool = False) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs, measures nothing")
-    parser.add_argument("--out", type=Path, default=Path("experiments/benchmarks/results.json"))
+    parser.add_argument("--out", type=Path, help="where the JSON goes (default: experiments/benchmarks/results.json, "
+                        "the published table's; with --quick: experiments/benchmarks/results-quick.json, untracked)")
     parser.add_argument("--corpus", help="a MIDI folder for the training measurements (default: the built-in Bach chorales)")
-    parser.add_argument("--pop909", default=os.environ.get("MUSICRNN_POP909"), help="the POP909 folder for data preparation")
+    parser.add_argument("--pop909", default=os.environ.get("MUSICRNN_POP909"),
+                        help="the POP909 folder for data preparation (default: $MUSICRNN_POP909; without it those rows are left out)")
     args = parser.parse_args()
+    args.out = args.out or Path("experiments/benchmarks", "results-quick.json" if args.quick else "results.json")
 
     from experiments.benchmarks.suite import lstm_flops_per_step, machine
 
@@ -105,7 +109,7 @@ def table(r: dict, flops_per_step: float) -> list[dict]:
     out = []
     for name, value, target in rows:
         met = None
-        if target:
+        if target and not r["quick"]:  # tiny sizes measure nothing: no verdict
             op, bound = target
             met = {">=": value >= bound, "<=": value <= bound, "<": value < bound}[op]
         out.append({"measurement": name, "value": value, "target": f"{target[0]} {target[1]:g}" if target else "", "met": met})
