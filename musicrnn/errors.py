@@ -60,8 +60,9 @@ def omegaconf_line(error: BaseException) -> str:
 
 
 def hydra_error_line(error: BaseException) -> str:
-    """Hydra's composition errors on one line: an override of a key that does not exist names the key and
-    the `+` that would add it; a config group option that does not exist lists the ones there are."""
+    """Hydra's composition errors on one line: an override of a key that does not exist names the key and the
+    setting it resembles (else Hydra's hint, the `+` that would add it); a config group option that does not
+    exist lists the ones there are; an override that does not parse is named."""
     lines = [line.strip() for line in str(error).split("Config search path:")[0].splitlines() if line.strip()]
     cause = error.__cause__
     if lines and lines[0].startswith("Could not override '") and "is not in struct" in str(cause):
