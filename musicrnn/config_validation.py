@@ -20,7 +20,7 @@ from typing import Any, Callable, Literal, Union
 
 from omegaconf import DictConfig, OmegaConf
 
-from musicrnn.errors import MusicrnnError
+from musicrnn.errors import MusicrnnError, missing_value_message
 
 
 class ConfigError(MusicrnnError):
@@ -159,7 +159,7 @@ def validate_run_config(cfg: DictConfig) -> None:
     """The checks every CLI runs on its composed config before reading data or checkpoints."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:  # a required value (`???`) not given: named before any work starts
-        raise MusicrnnError(f"Missing mandatory value: {missing[0]} (set it on the command line: {missing[0]}=...)")
+        raise MusicrnnError(missing_value_message(missing[0]))
     validate_group("data", cfg.get("data"))
     validate_group("model", cfg.get("model"))
     validate_group("trainer", cfg.get("trainer"))  # annotations too rich to judge (callables, classes) pass

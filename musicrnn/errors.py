@@ -52,11 +52,15 @@ def omegaconf_line(error: BaseException) -> str:
     not set says how to set it."""
     from omegaconf.errors import MissingMandatoryValue
 
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     key = getattr(error, "full_key", None)
     if isinstance(error, MissingMandatoryValue) and key:
-        return f"{first} (set it on the command line: {key}=...)"
-    return first
+        return missing_value_message(key)
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def missing_value_message(key: str) -> str:
+    """What a CLI says of a required value (`???` in a config) that was not given."""
+    return f"Missing mandatory value: {key} (set it on the command line: {key}=...)"
 
 
 def hydra_error_line(error: BaseException) -> str:

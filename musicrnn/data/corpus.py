@@ -364,10 +364,7 @@ class _ParserPool:
                 worker.process.join(timeout=5)
             except OSError:
                 pass
-        if worker.process.is_alive():
-            worker.process.kill()
-        worker.process.join()
-        worker.connection.close()
+        self._kill(worker)  # (a worker that has exited is not signalled again)
 
 
 def _parse_here(parse: Callable[[ReadJob], ParseResult], job: ReadJob) -> ParseResult:
