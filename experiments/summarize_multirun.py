@@ -49,7 +49,9 @@ def main() -> None:
         for name in columns:
             xs = [run[name] for run in runs if name in run]
             spread = f" ± {statistics.stdev(xs):.3f}" if len(xs) > 1 else ""
-            cells.append(f"{statistics.mean(xs):.3f}{spread}" if name != "epochs" else " / ".join(f"{x:.0f}" for x in xs))
+            cells.append(
+                f"{statistics.mean(xs):.3f}{spread}" if name != "epochs" else " / ".join(f"{x:.0f}" for x in xs)
+            )
         print(f"| `{overrides}` | {len(runs)} | " + " | ".join(cells) + " |")
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pytorch_lightning as pl
 
@@ -40,7 +40,10 @@ def load_module(path: str | os.PathLike) -> NoteLSTMModule | PianoRollModule:
     module_class, version = MODULES[model]
     saved_version = meta.get("format_version")
     if isinstance(saved_version, int) and saved_version > version:
-        raise CheckpointError(path, f"format version {saved_version} was written by a newer musicrnn; this one reads version {version}: upgrade musicrnn")
+        raise CheckpointError(
+            path,
+            f"format version {saved_version} was written by a newer musicrnn; this one reads version {version}: upgrade musicrnn",
+        )
     if saved_version != version:
         raise CheckpointError(path, f"format version {saved_version}, this musicrnn reads version {version}")
     try:

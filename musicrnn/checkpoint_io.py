@@ -27,7 +27,10 @@ from musicrnn.errors import CheckpointError
 # the state dicts' OrderedDict. Plain values (dicts, lists, strings, numbers, None) need no global.
 ALLOWED_PICKLE_GLOBALS = frozenset(
     {"torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter", "collections.OrderedDict", "torch.Size"}
-    | {f"torch.{kind}Storage" for kind in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool")}
+    | {
+        f"torch.{kind}Storage"
+        for kind in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool")
+    }
 )
 
 
@@ -60,14 +63,17 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         raise CheckpointError(path, f"not a musicrnn checkpoint (not a PyTorch zip file: {error})") from None
     if foreign:
         raise CheckpointError(
-            path, f"refused: it would load {', '.join(foreign)}, not on musicrnn's allow-list of checkpoint types "
-            "(tensors and plain values); nothing in it was run"
+            path,
+            f"refused: it would load {', '.join(foreign)}, not on musicrnn's allow-list of checkpoint types "
+            "(tensors and plain values); nothing in it was run",
         )
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         # torch's own message suggests weights_only=False, which would run arbitrary code: not for us.
-        raise CheckpointError(path, "not a musicrnn checkpoint (not a PyTorch file of tensors and plain values)") from None
+        raise CheckpointError(
+            path, "not a musicrnn checkpoint (not a PyTorch file of tensors and plain values)"
+        ) from None
     except Exception as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(path, f"cannot be read ({first_line})") from None
@@ -109,5 +115,7 @@ class SafeCheckpointIO(TorchCheckpointIO):
         torch.save(checkpoint, buffer)
         write_atomically(buffer.getvalue(), path)
 
-    def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None) -> dict[str, Any]:
+    def load_checkpoint(
+        self, path, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
         return read_checkpoint(path, map_location=map_location if map_location is not None else "cpu")

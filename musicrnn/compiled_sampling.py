@@ -104,7 +104,11 @@ class MemberWeights:
         # Layers after the first share one shape: one array (layers - 1, K, blocks, 2 hidden, width).
         rest = column_blocks(array(torch.stack([w for w, _ in layers[1:]]))) if len(layers) > 1 else None
         self.rest_weight = rest if rest is not None else np.zeros((0, k, 1, 2 * hidden, 4 * hidden), np.float32)
-        self.rest_bias = array(torch.stack([b for _, b in layers[1:]])) if len(layers) > 1 else np.zeros((0, k, 4 * hidden), np.float32)
+        self.rest_bias = (
+            array(torch.stack([b for _, b in layers[1:]]))
+            if len(layers) > 1
+            else np.zeros((0, k, 4 * hidden), np.float32)
+        )
         self.has_dense = dense is not None
         self.dense_weight = column_blocks(array(dense[0])) if dense else np.zeros((k, 1, 1, 1), np.float32)
         self.dense_bias = array(dense[1]) if dense else np.zeros((k, 1), np.float32)
@@ -134,10 +138,21 @@ def compiled_note_loop(
     weights = MemberWeights(net)
     config = net.config
     fixed = (
-        weights.first_weight, weights.first_bias, weights.rest_weight, weights.rest_bias,
-        weights.has_dense, weights.dense_weight, weights.dense_bias, weights.head_weight, weights.head_bias,
-        weights.table, weights.log_weights,
-        float(temperature), config.num_pitches, config.timing_input == "log", np.float32(config.timing_resolution),
+        weights.first_weight,
+        weights.first_bias,
+        weights.rest_weight,
+        weights.rest_bias,
+        weights.has_dense,
+        weights.dense_weight,
+        weights.dense_bias,
+        weights.head_weight,
+        weights.head_bias,
+        weights.table,
+        weights.log_weights,
+        float(temperature),
+        config.num_pitches,
+        config.timing_input == "log",
+        np.float32(config.timing_resolution),
     )
     per_sample = [np.ascontiguousarray(a, np.float32) for a in (pitch_logits, step, duration)]
     bounds = np.linspace(0, out.shape[0], min(threads or torch.get_num_threads(), out.shape[0]) + 1).astype(int)
@@ -145,8 +160,16 @@ def compiled_note_loop(
     if len(spans) == 1:
         _note_loop(out, uniforms, *per_sample, h, c, *fixed)
         return
-    parts = [(out[lo:hi], np.ascontiguousarray(uniforms[:, lo:hi]), *(a[lo:hi] for a in per_sample),
-              np.ascontiguousarray(h[:, :, lo:hi]), np.ascontiguousarray(c[:, :, lo:hi])) for lo, hi in spans]
+    parts = [
+        (
+            out[lo:hi],
+            np.ascontiguousarray(uniforms[:, lo:hi]),
+            *(a[lo:hi] for a in per_sample),
+            np.ascontiguousarray(h[:, :, lo:hi]),
+            np.ascontiguousarray(c[:, :, lo:hi]),
+        )
+        for lo, hi in spans
+    ]
     with ThreadPoolExecutor(len(parts)) as pool:
         list(pool.map(lambda part: _note_loop(*part, *fixed), parts))  # list(): re-raises a part's error
     for (lo, hi), part in zip(spans, parts):
@@ -189,9 +212,19 @@ def _sample(logits, u, temperature):
 # took half the time of a step at batch 16.
 # sigmoid(x) = (1 + tanh(x / 2)) / 2.
 _TANH_CLAMP = np.float32(7.90531110763549805)
-_A1, _A3, _A5, _A7 = np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04), np.float32(1.48572235717979e-05), np.float32(5.12229709037114e-08)
+_A1, _A3, _A5, _A7 = (
+    np.float32(4.89352455891786e-03),
+    np.float32(6.37261928875436e-04),
+    np.float32(1.48572235717979e-05),
+    np.float32(5.12229709037114e-08),
+)
 _A9, _A11, _A13 = np.float32(-8.60467152213735e-11), np.float32(2.00018790482477e-13), np.float32(-2.76076847742355e-16)
-_B0, _B2, _B4, _B6 = np.float32(4.89352518554385e-03), np.float32(2.26843463243900e-03), np.float32(1.18534705686654e-04), np.float32(1.19825839466702e-06)
+_B0, _B2, _B4, _B6 = (
+    np.float32(4.89352518554385e-03),
+    np.float32(2.26843463243900e-03),
+    np.float32(1.18534705686654e-04),
+    np.float32(1.19825839466702e-06),
+)
 _HALF = np.float32(0.5)
 
 
@@ -227,9 +260,30 @@ def _lstm_cell(gates, h, c):
 
 
 @njit(cache=True, nogil=True)  # nogil: halves of a batch run in two threads at once
-def _note_loop(out, uniforms, pitch_logits, step, duration, h, c, first_weight, first_bias, rest_weight, rest_bias,
-               has_dense, dense_weight, dense_bias, head_weight, head_bias, table, log_weights,
-               temperature, num_pitches, log_timing, resolution):
+def _note_loop(
+    out,
+    uniforms,
+    pitch_logits,
+    step,
+    duration,
+    h,
+    c,
+    first_weight,
+    first_bias,
+    rest_weight,
+    rest_bias,
+    has_dense,
+    dense_weight,
+    dense_bias,
+    head_weight,
+    head_bias,
+    table,
+    log_weights,
+    temperature,
+    num_pitches,
+    log_timing,
+    resolution,
+):
     layers, members, batch, hidden = h.shape
     notes = out.shape[1]
     pitches = pitch_logits.shape[1]

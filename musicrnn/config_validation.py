@@ -15,8 +15,9 @@ import importlib
 import inspect
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal, Union
+from typing import Any, Literal, Union
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -125,7 +126,9 @@ def validate_group(name: str, node: DictConfig | None, check_types: bool = True)
             if open_ended:
                 continue
             settings = ", ".join(p for p in parameters if p not in ("self", "args", "kwargs"))
-            raise ConfigError(full_key, value, f"not a setting of {values['_target_'].rpartition('.')[2]} (its settings: {settings})")
+            raise ConfigError(
+                full_key, value, f"not a setting of {values['_target_'].rpartition('.')[2]} (its settings: {settings})"
+            )
         hint = hints.get(key, parameters[key].annotation)
         if check_types and not isinstance(hint, str) and not type_allows(value, hint):
             raise ConfigError(full_key, value, f"allowed: {describe(hint)}")
@@ -151,8 +154,11 @@ def validate_known_keys(cfg: DictConfig, config_file: Path, command: str) -> Non
     known = set(OmegaConf.load(config_file)) - {"defaults", "hydra"}
     for key in cfg:
         if key not in known:
-            raise ConfigError(str(key), OmegaConf.to_container(cfg, resolve=False)[key],
-                              f"not a setting of {command} (its settings: {', '.join(sorted(known))})")
+            raise ConfigError(
+                str(key),
+                OmegaConf.to_container(cfg, resolve=False)[key],
+                f"not a setting of {command} (its settings: {', '.join(sorted(known))})",
+            )
 
 
 def validate_run_config(cfg: DictConfig) -> None:
@@ -169,4 +175,6 @@ def validate_run_config(cfg: DictConfig) -> None:
     sample = cfg.get("sample")
     if sample:  # training's end-of-run sample: 0 or null notes means no sample
         values = OmegaConf.to_container(sample, resolve=True)
-        validate_generation({k: v for k, v in values.items() if not (k in ("num_notes", "num_frames") and not v)}, "sample.")
+        validate_generation(
+            {k: v for k, v in values.items() if not (k in ("num_notes", "num_frames") and not v)}, "sample."
+        )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 import os
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 
 class MusicrnnError(Exception):
@@ -42,8 +42,10 @@ def errors_as_one_line(command: str, *also: type[BaseException]) -> Iterator[Non
     try:
         yield
     except (MusicrnnError, InstantiationException, OmegaConfBaseException, *also) as error:
-        print(f"{command}: error: {omegaconf_line(error) if isinstance(error, OmegaConfBaseException) else one_line(error)}",
-              file=sys.stderr)
+        print(
+            f"{command}: error: {omegaconf_line(error) if isinstance(error, OmegaConfBaseException) else one_line(error)}",
+            file=sys.stderr,
+        )
         raise SystemExit(1) from None
 
 
@@ -74,14 +76,16 @@ def hydra_error_line(error: BaseException) -> str:
         siblings = [str(k) for k in getattr(getattr(cause, "parent_node", None), "keys", list)() if k != "hydra"]
         close = difflib.get_close_matches(key.rsplit(".", 1)[-1], siblings, n=1)
         if close:  # a typo: name the setting that exists
-            return f"{key}: no such setting (did you mean {key.rsplit('.', 1)[0] + '.' if '.' in key else ''}{close[0]}?)"
+            return (
+                f"{key}: no such setting (did you mean {key.rsplit('.', 1)[0] + '.' if '.' in key else ''}{close[0]}?)"
+            )
         hint = lines[1] if len(lines) > 1 else ""  # "To append to your config use +model.hiden_size=3"
         return f"{key}: no such setting ({hint[:1].lower()}{hint[1:]})"
     if getattr(error, "override", None) and lines:  # an OverrideParseException
         return f"{error.override}: not an override Hydra can parse ({lines[0]}; {' '.join(lines[1:])})"
     options = next((i for i, line in enumerate(lines) if line.startswith("Available options in")), None)
     if options is not None:
-        return f"{' '.join(lines[:options])} ({lines[options].rstrip(':')}: {', '.join(lines[options + 1:])})"
+        return f"{' '.join(lines[:options])} ({lines[options].rstrip(':')}: {', '.join(lines[options + 1 :])})"
     return " ".join(lines)
 
 

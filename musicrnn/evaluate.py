@@ -37,16 +37,27 @@ log = logging.getLogger(__name__)
 MIN_HELD_OUT = 8
 
 
-def generate_samples(module, folder: Path, *, num_samples: int, length: int, temperature: float, top_k, top_p, seed) -> list[Path]:
+def generate_samples(
+    module, folder: Path, *, num_samples: int, length: int, temperature: float, top_k, top_p, seed
+) -> list[Path]:
     """`num_samples` samples spread over the checkpoint's held-out primers (one batch per primer)."""
     primers = max(1, min(len(module.primers), num_samples))
     paths: list[Path] = []
     for index in range(primers):
         count = num_samples // primers + (index < num_samples % primers)
         written = sample_checkpoint(
-            module, folder / f"primer{index}.mid", primer_index=index, primer_notes=0, primer_frames=0,
-            num_notes=length, num_frames=length, num_samples=count, temperature=temperature,
-            top_k=top_k, top_p=top_p, seed=None if seed is None else seed + index,
+            module,
+            folder / f"primer{index}.mid",
+            primer_index=index,
+            primer_notes=0,
+            primer_frames=0,
+            num_notes=length,
+            num_frames=length,
+            num_samples=count,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=None if seed is None else seed + index,
         )
         if count == 1:  # one sample is written without a number: name it like the others
             written = [written[0].replace(written[0].with_name(f"primer{index}_00.mid"))]
@@ -57,10 +68,14 @@ def generate_samples(module, folder: Path, *, num_samples: int, length: int, tem
 def evaluate(cfg: DictConfig) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     if not cfg.get("ckpt_path"):
-        raise MusicrnnError("ckpt_path is not set: musicrnn-evaluate ckpt_path=logs/train/runs/<run>/checkpoints/best.ckpt (or a list or glob of them)")
+        raise MusicrnnError(
+            "ckpt_path is not set: musicrnn-evaluate ckpt_path=logs/train/runs/<run>/checkpoints/best.ckpt (or a list or glob of them)"
+        )
     validate_generation(OmegaConf.to_container(cfg, resolve=False))  # before any checkpoint or data is read
     checkpoints = [str(p) for p in expand_checkpoints(cfg.ckpt_path)]
-    test_metrics, objects = train(cfg, command="musicrnn-evaluate: the test split")  # train=false: tests the checkpoint (or ensemble) as loaded
+    test_metrics, objects = train(
+        cfg, command="musicrnn-evaluate: the test split"
+    )  # train=false: tests the checkpoint (or ensemble) as loaded
     module, datamodule = objects["model"], objects["datamodule"]
     rolls = isinstance(module, PianoRollModule)
     length = int(cfg.num_frames if rolls else cfg.num_notes)
@@ -70,8 +85,14 @@ def evaluate(cfg: DictConfig) -> dict:
     print(f"musicrnn-evaluate: generating {cfg.num_samples} samples of {length} {unit}", flush=True)
 
     sample_paths = generate_samples(
-        module, output_dir / "samples", num_samples=int(cfg.num_samples), length=length,
-        temperature=float(cfg.temperature), top_k=cfg.top_k, top_p=cfg.top_p, seed=cfg.seed,
+        module,
+        output_dir / "samples",
+        num_samples=int(cfg.num_samples),
+        length=length,
+        temperature=float(cfg.temperature),
+        top_k=cfg.top_k,
+        top_p=cfg.top_p,
+        seed=cfg.seed,
     )
     sample_paths, generated = read_samples(sample_paths)
     if not generated:
@@ -99,7 +120,9 @@ def evaluate(cfg: DictConfig) -> dict:
     held_out = [p for p in held_out if len(p)]
     scale = {"scale_root": int(cfg.scale_root), "scale_mode": str(cfg.scale_mode)}
 
-    log.info("measuring %d samples against %d training and %d held-out pieces", len(generated), len(training), len(held_out))
+    log.info(
+        "measuring %d samples against %d training and %d held-out pieces", len(generated), len(training), len(held_out)
+    )
     results = {
         "setup": {
             "checkpoints": checkpoints,
@@ -117,13 +140,15 @@ def evaluate(cfg: DictConfig) -> dict:
             "num_primers": max(1, min(len(module.primers), int(cfg.num_samples))),
             "scale": f"{['C', 'C#', 'D', 'Eb', 'E', 'F', 'F#', 'G', 'Ab', 'A', 'Bb', 'B'][scale['scale_root'] % 12]} {scale['scale_mode']}",
         },
-        "test": {k[len("test/"):]: v for k, v in test_metrics.items() if k.startswith("test/")},
+        "test": {k[len("test/") :]: v for k, v in test_metrics.items() if k.startswith("test/")},
         "novelty": {"generated": novelty_summary(generated, training), "held_out": novelty_summary(held_out, training)},
         "musical": {"generated": mean_metrics(generated, **scale), "held_out": mean_metrics(held_out, **scale)},
         "yang_lerch": yang_lerch(held_out, generated) if len(held_out) >= 2 else {},
         "samples": [p.relative_to(output_dir).as_posix() for p in sample_paths],
     }
-    results["figures"] = write_figures(output_dir, generated, training, checkpoints[0] if len(checkpoints) == 1 else None)
+    results["figures"] = write_figures(
+        output_dir, generated, training, checkpoints[0] if len(checkpoints) == 1 else None
+    )
     results["audio"] = render_samples(output_dir, sample_paths[: int(cfg.audio_samples)])
 
     write_metrics_json(results, output_dir / "metrics.json")
@@ -132,19 +157,29 @@ def evaluate(cfg: DictConfig) -> dict:
     return results
 
 
-def write_figures(output_dir: Path, generated: list[np.ndarray], training: list[np.ndarray], checkpoint: str | None) -> dict[str, str]:
+def write_figures(
+    output_dir: Path, generated: list[np.ndarray], training: list[np.ndarray], checkpoint: str | None
+) -> dict[str, str]:
     folder = output_dir / "figures"
     written = {
-        "First 100 notes of sample 0": figures.save(figures.piano_roll_figure(generated[0], count=100), folder / "first_100_notes.png"),
+        "First 100 notes of sample 0": figures.save(
+            figures.piano_roll_figure(generated[0], count=100), folder / "first_100_notes.png"
+        ),
         "Whole track of sample 0": figures.save(figures.piano_roll_figure(generated[0]), folder / "whole_track.png"),
-        "Pitch, step and duration: generated over training": figures.save(figures.histograms_figure(generated, training), folder / "histograms.png"),
+        "Pitch, step and duration: generated over training": figures.save(
+            figures.histograms_figure(generated, training), folder / "histograms.png"
+        ),
     }
     run_logs = Path(checkpoint).resolve().parent.parent / "tensorboard" if checkpoint else None
     if run_logs is None:
-        log.info("no loss curves for an ensemble: its members were trained in runs of their own (musicrnn-plot run_dir=...)")
+        log.info(
+            "no loss curves for an ensemble: its members were trained in runs of their own (musicrnn-plot run_dir=...)"
+        )
     elif run_logs.is_dir():
         try:
-            written["Training and validation loss"] = figures.save(figures.loss_curves_figure(run_logs), folder / "loss_curves.png")
+            written["Training and validation loss"] = figures.save(
+                figures.loss_curves_figure(run_logs), folder / "loss_curves.png"
+            )
         except MusicrnnError as error:
             log.warning("no loss curves: %s", one_line(error))
     return {title: path.relative_to(output_dir).as_posix() for title, path in written.items()}

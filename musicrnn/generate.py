@@ -1,8 +1,8 @@
 """`musicrnn-generate`: write MIDI continuations sampled from a trained checkpoint (note or piano-roll model).
 
-    musicrnn-generate ckpt_path=PATH num_notes=300 temperature=1.0 primer=some.mid output=out.mid
-    musicrnn-generate ckpt_path=PIANOROLL.ckpt num_frames=64 temperature=0.8
-    musicrnn-generate ckpt_path=[a.ckpt,b.ckpt,c.ckpt]       # an ensemble: the members' mean probabilities
+musicrnn-generate ckpt_path=PATH num_notes=300 temperature=1.0 primer=some.mid output=out.mid
+musicrnn-generate ckpt_path=PIANOROLL.ckpt num_frames=64 temperature=0.8
+musicrnn-generate ckpt_path=[a.ckpt,b.ckpt,c.ckpt]       # an ensemble: the members' mean probabilities
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ from musicrnn.sampling import generate_events, generate_frames
 log = logging.getLogger(__name__)
 
 
-def load_primer(module: NoteLSTMModule, primer: str | os.PathLike | None, primer_notes: int, primer_index: int = 0) -> np.ndarray:
+def load_primer(
+    module: NoteLSTMModule, primer: str | os.PathLike | None, primer_notes: int, primer_index: int = 0
+) -> np.ndarray:
     """The (P, 3) events the model reads first: the last `primer_notes` notes of a MIDI file, or a held-out
     piece stored in the checkpoint."""
     time_unit = module.hparams.time_unit
@@ -48,7 +50,9 @@ def stored_primer(module: NoteLSTMModule | PianoRollModule, primer_index: int):
         raise MusicrnnError("the checkpoint stores no held-out primer: pass primer=some.mid")
     if not 0 <= primer_index < len(module.primers):
         last = len(module.primers) - 1
-        raise MusicrnnError(f"primer_index={primer_index}: the checkpoint stores {len(module.primers)} held-out primers (0..{last})")
+        raise MusicrnnError(
+            f"primer_index={primer_index}: the checkpoint stores {len(module.primers)} held-out primers (0..{last})"
+        )
     return module.primers[primer_index]
 
 
@@ -75,9 +79,15 @@ def generate_midi(
 ) -> list[Path]:
     """Sample `num_samples` continuations of `primer_events` and write each to a MIDI file."""
     samples = generate_events(
-        module.net, primer_events, num_notes,
-        num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p,
-        timing_temperature=timing_temperature, seed=seed,
+        module.net,
+        primer_events,
+        num_notes,
+        num_samples=num_samples,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        timing_temperature=timing_temperature,
+        seed=seed,
     )
     time_unit = module.hparams.time_unit
     paths = []
@@ -89,14 +99,18 @@ def generate_midi(
     return paths
 
 
-def load_primer_roll(module: PianoRollModule, primer: str | os.PathLike | None, primer_frames: int, primer_index: int = 0) -> np.ndarray:
+def load_primer_roll(
+    module: PianoRollModule, primer: str | os.PathLike | None, primer_frames: int, primer_index: int = 0
+) -> np.ndarray:
     """The (P, keys) frames a piano-roll model reads first: the last `primer_frames` frames of a MIDI file
     (on the checkpoint's grid and keys), or a held-out piece stored in the checkpoint."""
     hp = module.hparams
     if primer is not None:
         roll = notes_to_pianoroll(read_midi(primer), hp.steps_per_quarter, hp.lowest_pitch, hp.num_keys)
         if not roll.any():
-            raise MusicrnnError(f"{primer}: no notes inside the model's keys {hp.lowest_pitch}..{hp.lowest_pitch + hp.num_keys - 1}")
+            raise MusicrnnError(
+                f"{primer}: no notes inside the model's keys {hp.lowest_pitch}..{hp.lowest_pitch + hp.num_keys - 1}"
+            )
     else:
         roll = np.asarray(stored_primer(module, primer_index), dtype=bool)
     return roll[-primer_frames:] if primer_frames > 0 else roll
@@ -116,7 +130,9 @@ def generate_pianoroll_midi(
     """Sample `num_samples` continuations of `primer_roll` and write each to a MIDI file (one held note per
     run of active frames, on the checkpoint's grid, at 120 BPM)."""
     hp = module.hparams
-    samples = generate_frames(module.net, primer_roll, num_frames, num_samples=num_samples, temperature=temperature, seed=seed)
+    samples = generate_frames(
+        module.net, primer_roll, num_frames, num_samples=num_samples, temperature=temperature, seed=seed
+    )
     paths = []
     for roll, path in zip(samples, output_paths(output, num_samples)):
         if include_primer:
@@ -149,13 +165,28 @@ def sample_checkpoint(
     if isinstance(module, PianoRollModule):
         roll = load_primer_roll(module, primer, primer_frames, primer_index)
         return generate_pianoroll_midi(
-            module, roll, output, num_frames=num_frames, num_samples=num_samples, temperature=temperature,
-            include_primer=include_primer, seed=seed,
+            module,
+            roll,
+            output,
+            num_frames=num_frames,
+            num_samples=num_samples,
+            temperature=temperature,
+            include_primer=include_primer,
+            seed=seed,
         )
     events = load_primer(module, primer, primer_notes, primer_index)
     return generate_midi(
-        module, events, output, num_notes=num_notes, num_samples=num_samples, temperature=temperature,
-        top_k=top_k, top_p=top_p, timing_temperature=timing_temperature, include_primer=include_primer, seed=seed,
+        module,
+        events,
+        output,
+        num_notes=num_notes,
+        num_samples=num_samples,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        timing_temperature=timing_temperature,
+        include_primer=include_primer,
+        seed=seed,
     )
 
 
@@ -167,8 +198,17 @@ def generate(cfg: DictConfig, overridden: Sequence[str] = ()) -> list[Path]:
     module = load_model(cfg.ckpt_path, cfg.get("ensemble_weights"))  # several checkpoints: their ensemble
     pianoroll = isinstance(module, PianoRollModule)
     # The other kind of model's settings, each with what this kind takes instead (None: nothing).
-    ignored = {"num_notes": "num_frames", "primer_notes": "primer_frames", "top_k": None, "top_p": None,
-               "timing_temperature": None} if pianoroll else {"num_frames": "num_notes", "primer_frames": "primer_notes"}
+    ignored = (
+        {
+            "num_notes": "num_frames",
+            "primer_notes": "primer_frames",
+            "top_k": None,
+            "top_p": None,
+            "timing_temperature": None,
+        }
+        if pianoroll
+        else {"num_frames": "num_notes", "primer_frames": "primer_notes"}
+    )
     for key in overridden:
         if key in ignored:
             kind = "a piano-roll" if pianoroll else "a note"

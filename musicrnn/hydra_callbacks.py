@@ -19,4 +19,4 @@ class CreateSqliteFolder(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         storage = OmegaConf.select(config, "hydra.sweeper.storage")
         if isinstance(storage, str) and storage.startswith(SQLITE_PREFIX) and not storage.endswith(":memory:"):
-            Path(storage[len(SQLITE_PREFIX):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            Path(storage[len(SQLITE_PREFIX) :]).expanduser().parent.mkdir(parents=True, exist_ok=True)

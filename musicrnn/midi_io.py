@@ -15,9 +15,10 @@ from __future__ import annotations
 import io
 import os
 import struct
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import miditoolkit
 import numpy as np
@@ -79,7 +80,9 @@ def empty_notes(n: int = 0) -> np.ndarray:
     return np.zeros(n, dtype=NOTE_DTYPE)
 
 
-def ticks_to_seconds(ticks: np.ndarray, tempo_ticks: np.ndarray, tempo_bpm: np.ndarray, ticks_per_beat: int) -> np.ndarray:
+def ticks_to_seconds(
+    ticks: np.ndarray, tempo_ticks: np.ndarray, tempo_bpm: np.ndarray, ticks_per_beat: int
+) -> np.ndarray:
     """Map ticks to seconds through a piecewise-constant tempo map.
 
     Vectorised with searchsorted rather than miditoolkit's `get_tick_to_time_mapping`, which allocates
@@ -278,7 +281,9 @@ def _note_rows(path: Path, selected: list, count: int, sustain: bool) -> np.ndar
             block["start_tick"] = [note.start for note in inst.notes]
             block["end_tick"] = [note.end for note in inst.notes]
             if sustain:
-                block["end_tick"] = sustained_ends(block["pitch"], block["start_tick"], block["end_tick"], inst.control_changes)
+                block["end_tick"] = sustained_ends(
+                    block["pitch"], block["start_tick"], block["end_tick"], inst.control_changes
+                )
             block["program"] = inst.program
             block["is_drum"] = inst.is_drum
             row += n

@@ -10,7 +10,7 @@ cannot tell them apart; the benchmark datasets share that limit).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -123,7 +123,9 @@ def pitch_lists_to_pianoroll(
         for pitch in pitches:
             key = int(pitch) - lowest_pitch
             if not 0 <= key < num_keys:
-                raise ValueError(f"frame {t}: pitch {pitch} outside the keys {lowest_pitch}..{lowest_pitch + num_keys - 1}")
+                raise ValueError(
+                    f"frame {t}: pitch {pitch} outside the keys {lowest_pitch}..{lowest_pitch + num_keys - 1}"
+                )
             roll[t, key] = True
     return roll
 

@@ -51,8 +51,18 @@ def plot(cfg: DictConfig) -> list[Path]:
         paths = _midi_files(cfg.midi)
         pieces = [read_midi(p) for p in paths]  # a bad file stops here with a one-line MidiReadError
         out = Path(cfg.output_dir) if cfg.output_dir else paths[0].parent / "figures"
-        written.append(figures.save(figures.piano_roll_figure(pieces[0], count=100, title=f"{paths[0].name}: first 100 notes"), out / f"{paths[0].stem}_first_100_notes.png"))
-        written.append(figures.save(figures.piano_roll_figure(pieces[0], title=f"{paths[0].name}: whole track"), out / f"{paths[0].stem}_whole_track.png"))
+        written.append(
+            figures.save(
+                figures.piano_roll_figure(pieces[0], count=100, title=f"{paths[0].name}: first 100 notes"),
+                out / f"{paths[0].stem}_first_100_notes.png",
+            )
+        )
+        written.append(
+            figures.save(
+                figures.piano_roll_figure(pieces[0], title=f"{paths[0].name}: whole track"),
+                out / f"{paths[0].stem}_whole_track.png",
+            )
+        )
         reference = [read_midi(p) for p in _midi_files(cfg.reference)] if cfg.reference else []
         labels = ("midi", "reference")
         written.append(figures.save(figures.histograms_figure(pieces, reference, labels), out / "histograms.png"))

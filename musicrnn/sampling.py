@@ -106,12 +106,21 @@ def generate_events(
     output, state = net(inputs)
     if compiled and compiled_sampling.supports(net, top_k, top_p):
         # The loop updates the state in place: its own copies, (layers, K, batch, hidden) (K = 1 for one network).
-        h, c = (np.array(s.detach().cpu().numpy()[:, None] if s.dim() == 3 else s.detach().cpu().numpy()) for s in state)
+        h, c = (
+            np.array(s.detach().cpu().numpy()[:, None] if s.dim() == 3 else s.detach().cpu().numpy()) for s in state
+        )
         result = np.empty((num_samples, num_notes, NUM_FEATURES), np.float32)
         last = lambda t: t[:, -1].detach().cpu().numpy()  # noqa: E731
         compiled_sampling.compiled_note_loop(
-            net, result, uniforms[:, 0].cpu().numpy().copy(), last(output.pitch_logits), last(output.step),
-            last(output.duration), h, c, temperature,
+            net,
+            result,
+            uniforms[:, 0].cpu().numpy().copy(),
+            last(output.pitch_logits),
+            last(output.step),
+            last(output.duration),
+            h,
+            c,
+            temperature,
         )
         net.train(was_training)
         return result

@@ -1,9 +1,9 @@
 """`musicrnn-train` (also `python -m musicrnn.train`): train, test and sample, configured by Hydra.
 
-    musicrnn-train                                            # built-in Bach chorales, the paper's model
-    musicrnn-train data=midi_dir data.path=~/midis model=seed_paper trainer.max_epochs=20
-    musicrnn-train -m model.hidden_size=64,128 seed=1,2       # a multirun: one folder per job
-    musicrnn-train train=false ckpt_path='logs/train/multirun/x/*/checkpoints/best.ckpt'   # test an ensemble
+musicrnn-train                                            # built-in Bach chorales, the paper's model
+musicrnn-train data=midi_dir data.path=~/midis model=seed_paper trainer.max_epochs=20
+musicrnn-train -m model.hidden_size=64,128 seed=1,2       # a multirun: one folder per job
+musicrnn-train train=false ckpt_path='logs/train/multirun/x/*/checkpoints/best.ckpt'   # test an ensemble
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import TensorBoardLogger
-from omegaconf import DictConfig, OmegaConf
 
 from musicrnn.callbacks.random_state import RandomStateCheckpoint
 from musicrnn.checkpoint import expand_checkpoints, load_model, load_module
@@ -41,7 +41,11 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     """Instantiate every `_target_` entry of a config group that holds several (callbacks, loggers)."""
     if not group:
         return []
-    return [hydra.utils.instantiate(entry) for entry in group.values() if isinstance(entry, DictConfig) and "_target_" in entry]
+    return [
+        hydra.utils.instantiate(entry)
+        for entry in group.values()
+        if isinstance(entry, DictConfig) and "_target_" in entry
+    ]
 
 
 def _scalar_metrics(metrics: dict) -> dict[str, float]:
@@ -63,7 +67,9 @@ def train(cfg: DictConfig, command: str = "musicrnn-train") -> tuple[dict[str, f
             raise CheckpointError(path, "file not found")  # before any work, not after the data loads
     ensemble = len(checkpoints) > 1
     if ensemble and cfg.get("train"):
-        raise MusicrnnError(f"ckpt_path names {len(checkpoints)} checkpoints: an ensemble is tested, not trained (add train=false)")
+        raise MusicrnnError(
+            f"ckpt_path names {len(checkpoints)} checkpoints: an ensemble is tested, not trained (add train=false)"
+        )
     check_data_and_model_kinds(cfg)  # the model config also sets the data's windows: it must fit, tested or not
     validate_run_config(cfg)  # unknown keys, wrong types, out-of-range values: before the data is read
     if cfg.get("seed") is not None:
@@ -127,10 +133,26 @@ def train(cfg: DictConfig, command: str = "musicrnn-train") -> tuple[dict[str, f
 
     elapsed = time.perf_counter() - started
     if trainer.is_global_zero:
-        _write_metrics_json(output_dir, cfg, objective, diverged, best, metrics, elapsed, trainer.current_epoch if cfg.get("train") else 0)
+        _write_metrics_json(
+            output_dir,
+            cfg,
+            objective,
+            diverged,
+            best,
+            metrics,
+            elapsed,
+            trainer.current_epoch if cfg.get("train") else 0,
+        )
         _print_summary(command, output_dir, best, sample_paths, metrics, elapsed)
-    objects = {"datamodule": datamodule, "model": model, "trainer": trainer, "best_checkpoint": best,
-               "samples": sample_paths, "objective": objective, "diverged": diverged}
+    objects = {
+        "datamodule": datamodule,
+        "model": model,
+        "trainer": trainer,
+        "best_checkpoint": best,
+        "samples": sample_paths,
+        "objective": objective,
+        "diverged": diverged,
+    }
     return metrics, objects
 
 
@@ -142,9 +164,13 @@ def _objective(cfg: DictConfig, trainer: pl.Trainer, metrics: dict[str, float]) 
     worst = float("inf") if mode == "min" else float("-inf")
     if not monitor:
         return float("nan"), False
-    non_finite = [name for name in (monitor, "train/loss_epoch") if name in metrics and not math.isfinite(metrics[name])]
+    non_finite = [
+        name for name in (monitor, "train/loss_epoch") if name in metrics and not math.isfinite(metrics[name])
+    ]
     if cfg.get("train") and non_finite:
-        log.warning("the run diverged (%s is not finite): its objective is %s; no test and no sample", non_finite[0], worst)
+        log.warning(
+            "the run diverged (%s is not finite): its objective is %s; no test and no sample", non_finite[0], worst
+        )
         return worst, True
     callback = trainer.checkpoint_callback
     best = callback.best_model_score if callback is not None and callback.monitor == monitor else None
@@ -152,15 +178,28 @@ def _objective(cfg: DictConfig, trainer: pl.Trainer, metrics: dict[str, float]) 
     return value, False
 
 
-def _write_metrics_json(output_dir: Path, cfg: DictConfig, objective: float, diverged: bool, best: str,
-                        metrics: dict[str, float], elapsed: float, epochs: int) -> None:
+def _write_metrics_json(
+    output_dir: Path,
+    cfg: DictConfig,
+    objective: float,
+    diverged: bool,
+    best: str,
+    metrics: dict[str, float],
+    elapsed: float,
+    epochs: int,
+) -> None:
     """The run's numbers in one file (what musicrnn-sweep-report reads for each job). Strict JSON: a
     non-finite value (a diverged run's objective or loss) is written as null."""
     finite = lambda value: value if math.isfinite(value) else None  # noqa: E731
     output_dir.mkdir(parents=True, exist_ok=True)
     summary = {
-        "objective": finite(objective), "monitor": _monitor(cfg), "diverged": diverged, "best_checkpoint": best,
-        "seconds": round(elapsed, 1), "epochs": epochs, "metrics": {k: finite(v) for k, v in metrics.items()},
+        "objective": finite(objective),
+        "monitor": _monitor(cfg),
+        "diverged": diverged,
+        "best_checkpoint": best,
+        "seconds": round(elapsed, 1),
+        "epochs": epochs,
+        "metrics": {k: finite(v) for k, v in metrics.items()},
     }
     (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
 
@@ -174,21 +213,29 @@ def check_data_and_model_kinds(cfg: DictConfig) -> None:
         return  # a bad _target_ is reported by the instantiation itself
     rolls, roll_model = issubclass(data_class, PianoRollDataModule), issubclass(model_class, PianoRollModule)
     if rolls and not roll_model:
-        raise MusicrnnError(f"the data config ({data_class.__name__}) gives piano rolls but the model is a note model ({model_class.__name__}): add model=pianoroll_lstm")
+        raise MusicrnnError(
+            f"the data config ({data_class.__name__}) gives piano rolls but the model is a note model ({model_class.__name__}): add model=pianoroll_lstm"
+        )
     if roll_model and not rolls:
-        raise MusicrnnError(f"model=pianoroll_lstm needs piano-roll data (data=jsb_chorales, pianoroll_pickle or pianoroll_midi), not {data_class.__name__}")
+        raise MusicrnnError(
+            f"model=pianoroll_lstm needs piano-roll data (data=jsb_chorales, pianoroll_pickle or pianoroll_midi), not {data_class.__name__}"
+        )
 
 
 def check_model_matches_data(model: pl.LightningModule, datamodule: pl.LightningDataModule) -> None:
     """A model (built, or loaded from checkpoints) must read the data's representation."""
     if isinstance(model, PianoRollModule) != isinstance(datamodule, PianoRollDataModule):
         kind = "piano-roll" if isinstance(model, PianoRollModule) else "note"
-        raise MusicrnnError(f"the checkpoint holds a {kind} model but the data config gives {'notes' if kind == 'piano-roll' else 'piano rolls'}: choose the data= (or experiment=) it was trained with")
+        raise MusicrnnError(
+            f"the checkpoint holds a {kind} model but the data config gives {'notes' if kind == 'piano-roll' else 'piano rolls'}: choose the data= (or experiment=) it was trained with"
+        )
     names = ("num_keys", "lowest_pitch", "steps_per_quarter") if isinstance(model, PianoRollModule) else ("time_unit",)
     for name in names:
         mine, data = model.hparams.get(name), getattr(datamodule, name, None)
         if data is not None and mine != data:
-            raise MusicrnnError(f"the model has {name}={mine!r} but the data has {data!r}: set data.{name}={mine!r} (or use a matching checkpoint)")
+            raise MusicrnnError(
+                f"the model has {name}={mine!r} but the data has {data!r}: set data.{name}={mine!r} (or use a matching checkpoint)"
+            )
 
 
 def latest_last_checkpoint(task_dir: Path) -> Path:
@@ -204,19 +251,26 @@ def check_resumable(model: pl.LightningModule, path: Path) -> None:
     """Resuming needs the configured model to be the checkpoint's: same class, same parameter shapes."""
     saved = load_module(path)
     if type(saved) is not type(model):
-        raise CheckpointError(path, f"holds a {type(saved).__name__}, but the configured model is a {type(model).__name__}")
+        raise CheckpointError(
+            path, f"holds a {type(saved).__name__}, but the configured model is a {type(model).__name__}"
+        )
     mine, theirs = model.state_dict(), saved.state_dict()
     for name, tensor in theirs.items():
         if name not in mine or mine[name].shape != tensor.shape:
             shape = tuple(mine[name].shape) if name in mine else "absent"
-            raise CheckpointError(path, f"does not fit the configured model ({name}: {tuple(tensor.shape)} saved, {shape} configured): resume with the settings it was trained with")
+            raise CheckpointError(
+                path,
+                f"does not fit the configured model ({name}: {tuple(tensor.shape)} saved, {shape} configured): resume with the settings it was trained with",
+            )
 
 
 def _monitor(cfg: DictConfig) -> str | None:
     return OmegaConf.select(cfg, "callbacks.model_checkpoint.monitor")
 
 
-def _log_hparams(loggers: list, datamodule: pl.LightningDataModule, model: pl.LightningModule, objective: float) -> None:
+def _log_hparams(
+    loggers: list, datamodule: pl.LightningDataModule, model: pl.LightningModule, objective: float
+) -> None:
     """Give TensorBoard's HParams tab the data and model settings with the run's objective as `hp_metric`
     (Lightning writes that summary only when it is given a metric, and it has none at the start)."""
     params = {**dict(getattr(datamodule, "hparams", {})), **dict(model.hparams)}
@@ -225,21 +279,25 @@ def _log_hparams(loggers: list, datamodule: pl.LightningDataModule, model: pl.Li
             logger.log_hyperparams(params, {"hp_metric": objective})
 
 
-def _print_summary(command: str, output_dir: Path, best: str, samples: list[Path], metrics: dict[str, float], elapsed: float) -> None:
+def _print_summary(
+    command: str, output_dir: Path, best: str, samples: list[Path], metrics: dict[str, float], elapsed: float
+) -> None:
     lines = [f"{command} finished in {elapsed:.1f} s", f"  run folder      : {output_dir}"]
     if best:
         lines.append(f"  best checkpoint : {best}")
     lines.append(f"  TensorBoard     : tensorboard --logdir {output_dir / 'tensorboard'}")
     for path in samples:
         lines.append(f"  sample          : {path}")
-    test = {k[len('test/'):]: v for k, v in metrics.items() if k.startswith("test/")}
+    test = {k[len("test/") :]: v for k, v in metrics.items() if k.startswith("test/")}
     if test:
         lines.append("  test metrics    :")
         baselines = ("unigram", "bigram")
         lines.append(f"    {'':<19} {'model':>9} " + " ".join(f"{b:>9}" for b in baselines))
         for name, value in test.items():
             if not name.startswith(tuple(f"{b}_" for b in baselines)):
-                floors = " ".join(f"{test[f'{b}_{name}']:>9.4f}" if f"{b}_{name}" in test else f"{'':>9}" for b in baselines)
+                floors = " ".join(
+                    f"{test[f'{b}_{name}']:>9.4f}" if f"{b}_{name}" in test else f"{'':>9}" for b in baselines
+                )
                 lines.append(f"    {name:<19} {value:>9.4f} {floors}")
     print("\n".join(lines), flush=True)
 

@@ -53,9 +53,14 @@ def test_the_callback_scores_the_bigram_on_the_same_targets():
     callback.setup(trainer, module, "test")
     previous, target = torch.tensor([60, 60, 62]), torch.tensor([62, 64, 60])
     outputs = {
-        "pitch_logits": torch.zeros(3, 128), "pitch_nll": torch.full((3,), math.log(128)), "pitch_target": target,
-        "previous_pitch": previous, "step": torch.zeros(3), "step_target": torch.tensor([0.5, 0.5, 1.5]),
-        "duration": torch.zeros(3), "duration_target": torch.tensor([0.25, 0.25, 0.25]),
+        "pitch_logits": torch.zeros(3, 128),
+        "pitch_nll": torch.full((3,), math.log(128)),
+        "pitch_target": target,
+        "previous_pitch": previous,
+        "step": torch.zeros(3),
+        "step_target": torch.tensor([0.5, 0.5, 1.5]),
+        "duration": torch.zeros(3),
+        "duration_target": torch.tensor([0.25, 0.25, 0.25]),
     }
     callback.on_test_batch_end(trainer, module, outputs, None, 0)
     callback.on_test_epoch_end(trainer, module)
@@ -75,7 +80,9 @@ def test_quantised_timing_round_trips_within_half_a_bin():
 
 
 def test_pitch_embedding_and_log_timing_inputs():
-    config = NoteLSTMConfig(hidden_size=8, num_layers=1, dropout=0.0, dense_size=0, pitch_embedding_dim=4, timing_input="log")
+    config = NoteLSTMConfig(
+        hidden_size=8, num_layers=1, dropout=0.0, dense_size=0, pitch_embedding_dim=4, timing_input="log"
+    )
     net = NoteLSTM(config)
     events = torch.tensor([[[60.0, 0.0, 0.5], [62.0, 0.04, 1.0]]])
     features = net.encode(events)
@@ -86,7 +93,17 @@ def test_pitch_embedding_and_log_timing_inputs():
 
 def test_categorical_heads_give_expected_values_and_logits():
     torch.manual_seed(0)
-    net = NoteLSTM(NoteLSTMConfig(hidden_size=8, num_layers=1, dropout=0.0, dense_size=0, timing_head="categorical", timing_classes=11, timing_resolution=0.1))
+    net = NoteLSTM(
+        NoteLSTMConfig(
+            hidden_size=8,
+            num_layers=1,
+            dropout=0.0,
+            dense_size=0,
+            timing_head="categorical",
+            timing_classes=11,
+            timing_resolution=0.1,
+        )
+    )
     output, _ = net(torch.rand(2, 5, 3))
     assert output.step_logits.shape == (2, 5, 11) and output.duration_logits.shape == (2, 5, 11)
     expected = torch.softmax(output.step_logits, -1) @ (torch.arange(11) * 0.1)

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, write_corpus
 
 pytestmark = pytest.mark.slow
@@ -17,16 +16,33 @@ def test_the_benchmark_suite_runs_and_writes_its_table(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", num_pieces=12)
     out = tmp_path / "results.json"
     result = subprocess.run(
-        [sys.executable, "-m", "experiments.benchmarks", "--quick", "--corpus", str(corpus), "--out", str(out),
-         "--pop909", str(corpus)],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "experiments.benchmarks",
+            "--quick",
+            "--corpus",
+            str(corpus),
+            "--out",
+            str(out),
+            "--pop909",
+            str(corpus),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(out.read_text())
     assert results["quick"] and results["machine"]["torch"]
     names = [row["measurement"] for row in results["table"]]
-    for expected in ("training: musicrnn / plain", "generation, batch 1: musicrnn, compiled loop (notes/s)",
-                     "ensemble generation, compiled loop: time of K=5 / one model", "data preparation: 2 workers / 1"):
+    for expected in (
+        "training: musicrnn / plain",
+        "generation, batch 1: musicrnn, compiled loop (notes/s)",
+        "ensemble generation, compiled loop: time of K=5 / one model",
+        "data preparation: 2 workers / 1",
+    ):
         assert expected in names
     assert all(row["value"] > 0 for row in results["table"])
     assert results["data_preparation_2"]["files"] == 12
@@ -58,8 +74,17 @@ def test_the_lightning_path_trains_exactly_like_the_plain_loop(tiny_corpus):
     torch.manual_seed(123)
     from musicrnn.callbacks import NoteMetrics
 
-    trainer = pl.Trainer(max_steps=4, gradient_clip_val=1.0, logger=False, enable_checkpointing=False, callbacks=[NoteMetrics()],
-                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", num_sanity_val_steps=0)
+    trainer = pl.Trainer(
+        max_steps=4,
+        gradient_clip_val=1.0,
+        logger=False,
+        enable_checkpointing=False,
+        callbacks=[NoteMetrics()],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, train_dataloaders=DataLoader(list(windows), batch_size=8, shuffle=False))
 
     torch.manual_seed(123)

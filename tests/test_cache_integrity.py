@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import write_corpus
+
 from musicrnn.data.corpus import CHECKSUM_LENGTH, PreparedCorpus, prepare_corpus
 
 FLIPS = 24  # random byte positions per run, besides the chosen ones below
@@ -58,8 +58,11 @@ def test_a_cache_is_a_plain_npz_ending_with_its_checksum(built):
 @pytest.mark.parametrize("keep", ["0", "1", "100", "half", "all-but-checksum", "all-but-one"])
 def test_a_truncated_cache_is_rebuilt(built, caplog, keep):
     pristine = built[3]
-    length = {"half": len(pristine) // 2, "all-but-checksum": len(pristine) - CHECKSUM_LENGTH,
-              "all-but-one": len(pristine) - 1}.get(keep) or int(keep)
+    length = {
+        "half": len(pristine) // 2,
+        "all-but-checksum": len(pristine) - CHECKSUM_LENGTH,
+        "all-but-one": len(pristine) - 1,
+    }.get(keep) or int(keep)
     again, warnings = _prepare_with_damaged_cache(built, pristine[:length], caplog)
     reason = "truncated" if length <= CHECKSUM_LENGTH else "checksum"
     _assert_rebuilt(built, again, warnings, reason)
@@ -85,8 +88,14 @@ def test_bytes_appended_to_the_cache_are_caught(built, caplog):
 def test_a_cache_from_before_checksums_is_rebuilt_in_place(built, caplog):
     _, _, corpus, _ = built
     with open(corpus.cache_path, "wb") as f:  # what musicrnn wrote before: the same arrays, no checksum
-        np.savez(f, notes=corpus.notes, offsets=corpus.offsets, names=np.array(corpus.names),
-                 skipped_names=np.array([], dtype=str), skipped_reasons=np.array([], dtype=str))
+        np.savez(
+            f,
+            notes=corpus.notes,
+            offsets=corpus.offsets,
+            names=np.array(corpus.names),
+            skipped_names=np.array([], dtype=str),
+            skipped_reasons=np.array([], dtype=str),
+        )
     again, warnings = _prepare_with_damaged_cache(built, corpus.cache_path.read_bytes(), caplog)
     _assert_rebuilt(built, again, warnings, "written before caches had checksums")
     assert again.cache_path == corpus.cache_path  # same key, same file: nothing left behind

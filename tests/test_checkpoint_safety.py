@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_cli import cli, train_args
 
 from musicrnn.checkpoint import load_module
 from musicrnn.checkpoint_io import ALLOWED_PICKLE_GLOBALS, pickle_globals, read_checkpoint, write_atomically
 from musicrnn.errors import CheckpointError
-from musicrnn.models.note_module import NoteLSTMModule
-from test_cli import cli, train_args
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +32,13 @@ class CreatesAFile:
 @pytest.fixture(scope="module")
 def trained(session_corpus, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("safety")
-    cli("musicrnn-train", *train_args(session_corpus, work / "logs", "trainer.max_epochs=1", "logger=none", "test=false", "sample.num_notes=0"), cwd=work)
+    cli(
+        "musicrnn-train",
+        *train_args(
+            session_corpus, work / "logs", "trainer.max_epochs=1", "logger=none", "test=false", "sample.num_notes=0"
+        ),
+        cwd=work,
+    )
     (best,) = (work / "logs").glob("train/runs/*/checkpoints/best.ckpt")
     return best
 
@@ -54,10 +59,16 @@ def test_every_checkpoint_musicrnn_writes_uses_only_allowed_types(trained):
         assert read_checkpoint(path)["musicrnn"]["model"] == "note_lstm"
 
 
-def test_a_checkpoint_carrying_code_is_refused_by_every_command_and_the_code_never_runs(trained, session_corpus, tmp_path):
+def test_a_checkpoint_carrying_code_is_refused_by_every_command_and_the_code_never_runs(
+    trained, session_corpus, tmp_path
+):
     path, marker = malicious_copy(trained, tmp_path)
     # The payload is real: an unguarded load runs it (in a child process, then the marker is removed).
-    subprocess.run([sys.executable, "-c", f"import torch; torch.load({str(path)!r}, weights_only=False)"], check=False, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", f"import torch; torch.load({str(path)!r}, weights_only=False)"],
+        check=False,
+        capture_output=True,
+    )
     assert marker.exists()
     marker.unlink()
 
@@ -66,9 +77,20 @@ def test_a_checkpoint_carrying_code_is_refused_by_every_command_and_the_code_nev
     commands = [
         ("musicrnn-generate", [f"ckpt_path={path}", "output=x.mid"]),
         ("musicrnn-generate", [f"ckpt_path=[{path},{trained}]", "output=x.mid"]),  # an ensemble with one bad member
-        ("musicrnn-train", train_args(session_corpus, tmp_path / "logs", f"ckpt_path={path}", "trainer.max_epochs=2")),  # resume
-        ("musicrnn-evaluate", [a for a in train_args(session_corpus, tmp_path / "logs", f"ckpt_path={path}", f"output_dir={tmp_path / 'ev'}")
-                               if not a.startswith("sample.")]),
+        (
+            "musicrnn-train",
+            train_args(session_corpus, tmp_path / "logs", f"ckpt_path={path}", "trainer.max_epochs=2"),
+        ),  # resume
+        (
+            "musicrnn-evaluate",
+            [
+                a
+                for a in train_args(
+                    session_corpus, tmp_path / "logs", f"ckpt_path={path}", f"output_dir={tmp_path / 'ev'}"
+                )
+                if not a.startswith("sample.")
+            ],
+        ),
     ]
     for command, args in commands:
         result = cli(command, *args, cwd=tmp_path, check=False)
@@ -114,7 +136,9 @@ except CheckpointError as error:
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert f"checkpoint {target}: cannot be written (File too large) (the previous file there is intact)" in result.stdout
+    assert (
+        f"checkpoint {target}: cannot be written (File too large) (the previous file there is intact)" in result.stdout
+    )
     assert target.read_bytes() == b"previous checkpoint"
     assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]
 
@@ -142,6 +166,13 @@ def test_a_primer_of_the_wrong_kind_or_without_notes_is_named(trained, tmp_path)
     silent = miditoolkit.MidiFile()
     silent.instruments.append(miditoolkit.Instrument(program=0))
     silent.dump(str(tmp_path / "silent.mid"))
-    result = cli("musicrnn-generate", f"ckpt_path={trained}", f"primer={tmp_path / 'silent.mid'}", "output=x.mid", cwd=tmp_path, check=False)
+    result = cli(
+        "musicrnn-generate",
+        f"ckpt_path={trained}",
+        f"primer={tmp_path / 'silent.mid'}",
+        "output=x.mid",
+        cwd=tmp_path,
+        check=False,
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"musicrnn-generate: error: {tmp_path / 'silent.mid'}")

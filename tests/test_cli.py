@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import require_shared, write_piece
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import require_shared, write_piece
 from musicrnn.midi_io import read_midi
 
 pytestmark = pytest.mark.slow
@@ -33,15 +33,26 @@ TINY_MODEL = [
 def cli(name: str, *args: str, cwd: Path, check: bool = True, as_module: bool = False) -> subprocess.CompletedProcess:
     """Run a console script as installed (or `python -m musicrnn.<module>` with as_module)."""
     script = shutil.which(name)
-    module = {"musicrnn-train": "musicrnn.train", "musicrnn-generate": "musicrnn.generate",
-              "musicrnn-evaluate": "musicrnn.evaluate", "musicrnn-plot": "musicrnn.plot",
-              "musicrnn-sweep-report": "musicrnn.sweep_report"}[name]
+    module = {
+        "musicrnn-train": "musicrnn.train",
+        "musicrnn-generate": "musicrnn.generate",
+        "musicrnn-evaluate": "musicrnn.evaluate",
+        "musicrnn-plot": "musicrnn.plot",
+        "musicrnn-sweep-report": "musicrnn.sweep_report",
+    }[name]
     command = [script] if script and not as_module else [sys.executable, "-m", module]
     result = subprocess.run(
-        [*command, *args], cwd=cwd, capture_output=True, text=True, timeout=600, env={**os.environ, "HYDRA_FULL_ERROR": "0"}
+        [*command, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HYDRA_FULL_ERROR": "0"},
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"{name} {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"{name} {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -93,8 +104,13 @@ def test_generate_from_the_checkpoint_with_a_midi_primer(trained_run, tmp_path):
     run_dir, _ = trained_run
     primer = write_piece(tmp_path / "primer.mid", seed=99, num_bars=4)
     cli(
-        "musicrnn-generate", f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", "num_notes=37",
-        "temperature=1.0", f"primer={primer}", "output=out.mid", cwd=tmp_path,
+        "musicrnn-generate",
+        f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}",
+        "num_notes=37",
+        "temperature=1.0",
+        f"primer={primer}",
+        "output=out.mid",
+        cwd=tmp_path,
     )
     notes = read_midi(tmp_path / "out.mid")
     assert len(notes) == 37
@@ -117,7 +133,13 @@ def test_last_checkpoint_is_the_last_epoch_and_resumes_from_there(session_corpus
     first = tmp_path / "first"
     cli(
         "musicrnn-train",
-        *train_args(session_corpus, first / "logs", "trainer.max_epochs=3", "callbacks.model_checkpoint.mode=max", "sample.num_notes=0"),
+        *train_args(
+            session_corpus,
+            first / "logs",
+            "trainer.max_epochs=3",
+            "callbacks.model_checkpoint.mode=max",
+            "sample.num_notes=0",
+        ),
         cwd=tmp_path,
     )
     (run_dir,) = (first / "logs" / "train" / "runs").iterdir()
@@ -127,7 +149,11 @@ def test_last_checkpoint_is_the_last_epoch_and_resumes_from_there(session_corpus
 
     second = tmp_path / "second"
     last = run_dir / "checkpoints" / "last.ckpt"
-    cli("musicrnn-train", *train_args(session_corpus, second / "logs", "trainer.max_epochs=4", f"ckpt_path={last}"), cwd=tmp_path)
+    cli(
+        "musicrnn-train",
+        *train_args(session_corpus, second / "logs", "trainer.max_epochs=4", f"ckpt_path={last}"),
+        cwd=tmp_path,
+    )
     (resumed,) = (second / "logs" / "train" / "runs").iterdir()
     assert epoch(resumed / "checkpoints" / "last.ckpt") == 3  # epochs 0-2 came from the checkpoint; only 3 ran here
     events = EventAccumulator(str(resumed / "tensorboard"))
@@ -137,8 +163,11 @@ def test_last_checkpoint_is_the_last_epoch_and_resumes_from_there(session_corpus
 
 def test_multirun_gives_each_job_its_own_folder(session_corpus, tmp_path):
     cli(
-        "musicrnn-train", "-m", *train_args(session_corpus, tmp_path / "logs", "trainer.max_epochs=1", "sample.num_notes=0"),
-        "model.hidden_size=8,12", cwd=tmp_path,
+        "musicrnn-train",
+        "-m",
+        *train_args(session_corpus, tmp_path / "logs", "trainer.max_epochs=1", "sample.num_notes=0"),
+        "model.hidden_size=8,12",
+        cwd=tmp_path,
     )
     (sweep,) = (tmp_path / "logs" / "train" / "multirun").iterdir()
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
@@ -146,7 +175,9 @@ def test_multirun_gives_each_job_its_own_folder(session_corpus, tmp_path):
     sizes = []
     for job in jobs:
         assert (job / "checkpoints" / "best.ckpt").is_file() and list((job / "tensorboard").glob("events.*"))
-        sizes.append(torch.load(job / "checkpoints" / "best.ckpt", weights_only=True)["hyper_parameters"]["hidden_size"])
+        sizes.append(
+            torch.load(job / "checkpoints" / "best.ckpt", weights_only=True)["hyper_parameters"]["hidden_size"]
+        )
         assert (job / ".hydra" / "overrides.yaml").is_file()
     assert sizes == [8, 12]
 
@@ -154,16 +185,24 @@ def test_multirun_gives_each_job_its_own_folder(session_corpus, tmp_path):
 def test_note_lstm_trains_and_samples_categorical_timing(session_corpus, tmp_path):
     cli(
         "musicrnn-train",
-        *train_args(session_corpus, tmp_path / "logs", "model=note_lstm", "model.pitch_embedding_dim=8", "trainer.max_epochs=1"),
+        *train_args(
+            session_corpus, tmp_path / "logs", "model=note_lstm", "model.pitch_embedding_dim=8", "trainer.max_epochs=1"
+        ),
         cwd=tmp_path,
     )
     (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
-    assert {"test/step_perplexity", "test/duration_perplexity", "test/bigram_pitch_perplexity"} <= set(events.Tags()["scalars"])
+    assert {"test/step_perplexity", "test/duration_perplexity", "test/bigram_pitch_perplexity"} <= set(
+        events.Tags()["scalars"]
+    )
     cli(
-        "musicrnn-generate", f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", "num_notes=30",
-        "timing_temperature=0.5", "output=cat.mid", cwd=tmp_path,
+        "musicrnn-generate",
+        f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}",
+        "num_notes=30",
+        "timing_temperature=0.5",
+        "output=cat.mid",
+        cwd=tmp_path,
     )
     notes = read_midi(tmp_path / "cat.mid")
     assert len(notes) == 30
@@ -175,7 +214,8 @@ def test_note_lstm_trains_and_samples_categorical_timing(session_corpus, tmp_pat
 def test_a_wrong_config_key_is_one_clear_line(tmp_path):
     result = cli("musicrnn-train", "model.hiden_size=64", cwd=tmp_path, check=False, as_module=True)
     assert result.returncode == 1 and result.stderr.strip() == (
-        "musicrnn-train: error: model.hiden_size: no such setting (did you mean model.hidden_size?)")
+        "musicrnn-train: error: model.hiden_size: no such setting (did you mean model.hidden_size?)"
+    )
     result = cli("musicrnn-generate", "ckpt_path=x.ckpt", "model=seed_paper", cwd=tmp_path, check=False)
     assert result.returncode == 1 and result.stderr.strip().startswith("musicrnn-generate: error: ")
     assert len(result.stderr.strip().splitlines()) == 1 and "model" in result.stderr
@@ -193,7 +233,9 @@ def test_a_missing_checkpoint_is_one_clear_line(tmp_path):
     result = cli("musicrnn-generate", "ckpt_path=nowhere/best.ckpt", cwd=tmp_path, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "musicrnn-generate: error: checkpoint nowhere/best.ckpt: file not found"
-    result = cli("musicrnn-train", "ckpt_path=nowhere/last.ckpt", f"paths.log_dir={tmp_path}", cwd=tmp_path, check=False)
+    result = cli(
+        "musicrnn-train", "ckpt_path=nowhere/last.ckpt", f"paths.log_dir={tmp_path}", cwd=tmp_path, check=False
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "musicrnn-train: error: checkpoint nowhere/last.ckpt: file not found"
 
@@ -209,22 +251,33 @@ def test_a_generate_setting_that_does_not_exist_is_one_clear_line(tmp_path):
     # Checked before the checkpoint is read: a typo such as +num_note=50 would otherwise be ignored.
     result = cli("musicrnn-generate", "ckpt_path=nowhere/best.ckpt", "+num_note=50", cwd=tmp_path, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().startswith("musicrnn-generate: error: num_note=50: not a setting of musicrnn-generate (its settings: ")
+    assert result.stderr.strip().startswith(
+        "musicrnn-generate: error: num_note=50: not a setting of musicrnn-generate (its settings: "
+    )
     assert len(result.stderr.strip().splitlines()) == 1 and "num_notes" in result.stderr
 
 
-@pytest.mark.parametrize("overrides, expected", [
-    (["primer_index=99"], r"primer_index=99: the checkpoint stores \d+ held-out primers \(0\.\.\d+\)"),
-    (["primer_index=-1"], r"primer_index=-1: the checkpoint stores \d+ held-out primers"),
-    (["num_frames=10"], r"num_frames=10: not a setting for .*best\.ckpt, a note model; it takes num_notes$"),
-    (["primer_frames=4", "num_notes=5"], r"primer_frames=4: not a setting for .*, a note model; it takes primer_notes$"),
-])
-def test_generate_refuses_what_it_would_otherwise_ignore_or_wrap(trained_run, tmp_path, monkeypatch, overrides, expected):
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["primer_index=99"], r"primer_index=99: the checkpoint stores \d+ held-out primers \(0\.\.\d+\)"),
+        (["primer_index=-1"], r"primer_index=-1: the checkpoint stores \d+ held-out primers"),
+        (["num_frames=10"], r"num_frames=10: not a setting for .*best\.ckpt, a note model; it takes num_notes$"),
+        (
+            ["primer_frames=4", "num_notes=5"],
+            r"primer_frames=4: not a setting for .*, a note model; it takes primer_notes$",
+        ),
+    ],
+)
+def test_generate_refuses_what_it_would_otherwise_ignore_or_wrap(
+    trained_run, tmp_path, monkeypatch, overrides, expected
+):
     """In process, on the composed config: a primer number the checkpoint does not have, and the piano-roll
     models' settings given for a note model."""
+    from test_config_validation import composed
+
     from musicrnn.errors import MusicrnnError
     from musicrnn.generate import generate
-    from test_config_validation import composed
 
     run_dir, _ = trained_run
     monkeypatch.chdir(tmp_path)
@@ -233,7 +286,12 @@ def test_generate_refuses_what_it_would_otherwise_ignore_or_wrap(trained_run, tm
         generate(cfg, [override.split("=")[0] for override in overrides])
     assert not list(tmp_path.glob("*.mid"))
     stored = len(torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)["musicrnn"]["primers"])
-    (written,) = generate(composed("generate", [f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", f"primer_index={stored - 1}", "num_notes=5"]))
+    (written,) = generate(
+        composed(
+            "generate",
+            [f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", f"primer_index={stored - 1}", "num_notes=5"],
+        )
+    )
     assert len(read_midi(written)) == 5
 
 
@@ -262,8 +320,13 @@ def test_default_config_runs_on_the_bach_chorales(tmp_path):
     assert len(list(chorales.glob("*.mid"))) == 4 and (chorales / ".complete").exists()
     assert all(len(read_midi(p)) > 100 for p in chorales.glob("*.mid"))
     result = cli(
-        "musicrnn-train", f"data.path={chorales}", f"paths.log_dir={tmp_path / 'logs'}", "trainer.fast_dev_run=true",
-        "data.seq_len=50", "trainer.enable_progress_bar=false", cwd=tmp_path,
+        "musicrnn-train",
+        f"data.path={chorales}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        "trainer.fast_dev_run=true",
+        "data.seq_len=50",
+        "trainer.enable_progress_bar=false",
+        cwd=tmp_path,
     )
     assert "musicrnn-train finished" in result.stdout and "test metrics" in result.stdout
 
@@ -276,7 +339,12 @@ def test_pop909_config_reads_its_path_from_the_environment(tmp_path, monkeypatch
         shutil.copytree(root / name, subset / name, ignore=shutil.ignore_patterns("*.txt"))
     monkeypatch.setenv("MUSICRNN_POP909", str(subset))
     result = cli(
-        "musicrnn-train", "data=pop909", f"paths.log_dir={tmp_path / 'logs'}", *TINY_MODEL, "trainer.fast_dev_run=true", cwd=tmp_path
+        "musicrnn-train",
+        "data=pop909",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        *TINY_MODEL,
+        "trainer.fast_dev_run=true",
+        cwd=tmp_path,
     )
     assert "prepared 5 of 5 MIDI files" in result.stdout + result.stderr
 
@@ -285,10 +353,19 @@ def test_pop909_config_reads_its_path_from_the_environment(tmp_path, monkeypatch
 def test_jsb_experiment_trains_tests_and_generates_from_the_piano_roll_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("MUSICRNN_JSB_CHORALES", str(require_shared("jsb_chorales", "JSB Chorales.pickle")))
     result = cli(
-        "musicrnn-train", "experiment=jsb_lstm", f"paths.log_dir={tmp_path / 'logs'}", "trainer.max_epochs=2",
-        "trainer.limit_train_batches=4", "model.hidden_size=32", "trainer.enable_progress_bar=false", cwd=tmp_path,
+        "musicrnn-train",
+        "experiment=jsb_lstm",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=4",
+        "model.hidden_size=32",
+        "trainer.enable_progress_bar=false",
+        cwd=tmp_path,
     )
-    assert "piano rolls (88 keys from MIDI 21, whole pieces): train 229 pieces / 13578 target frames" in result.stdout + result.stderr
+    assert (
+        "piano rolls (88 keys from MIDI 21, whole pieces): train 229 pieces / 13578 target frames"
+        in result.stdout + result.stderr
+    )
     lines = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[-6:] if line.startswith("    ")}
     nll, unigram_nll = map(float, lines["frame_nll"])
     assert 0 < nll < 88 * np.log(2) and 0 < unigram_nll < 88 * np.log(2)
@@ -298,8 +375,17 @@ def test_jsb_experiment_trains_tests_and_generates_from_the_piano_roll_checkpoin
     assert len(sample) > 0 and sample["start_beat"].max() < 64  # 64 quarter-note frames, after no primer
 
     out = tmp_path / "gen.mid"
-    result = cli("musicrnn-generate", f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", "num_frames=32",
-                 "num_samples=2", "temperature=0.8", "seed=3", "include_primer=true", f"output={out}", cwd=tmp_path)
+    result = cli(
+        "musicrnn-generate",
+        f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}",
+        "num_frames=32",
+        "num_samples=2",
+        "temperature=0.8",
+        "seed=3",
+        "include_primer=true",
+        f"output={out}",
+        cwd=tmp_path,
+    )
     assert "32 generated frames" in result.stdout
     for path in (tmp_path / "gen_00.mid", tmp_path / "gen_01.mid"):
         notes = read_midi(path)
@@ -311,19 +397,44 @@ def test_jsb_experiment_trains_tests_and_generates_from_the_piano_roll_checkpoin
 def test_checkpoints_and_data_of_the_wrong_kind_are_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setenv("MUSICRNN_JSB_CHORALES", str(require_shared("jsb_chorales", "JSB Chorales.pickle")))
     logs = f"paths.log_dir={tmp_path / 'logs'}"
-    cli("musicrnn-train", "experiment=jsb_lstm", logs, "trainer.max_epochs=1", "trainer.limit_train_batches=2",
-        "model.hidden_size=16", "model.dense_size=16", "trainer.enable_progress_bar=false", "sample.num_frames=0", cwd=tmp_path)
+    cli(
+        "musicrnn-train",
+        "experiment=jsb_lstm",
+        logs,
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "model.hidden_size=16",
+        "model.dense_size=16",
+        "trainer.enable_progress_bar=false",
+        "sample.num_frames=0",
+        cwd=tmp_path,
+    )
     (run_dir,) = (tmp_path / "logs" / "jsb_lstm" / "runs").iterdir()
     best = run_dir / "checkpoints" / "best.ckpt"
     assert not (run_dir / "samples").exists()  # sample.num_frames=0: no sample for a piano-roll model
 
     # Testing a checkpoint uses its own settings, whatever the model config says.
-    tested = cli("musicrnn-train", "train=false", "experiment=jsb_lstm", f"ckpt_path={best}", logs, "model.hidden_size=999",
-                 "trainer.enable_progress_bar=false", "sample.num_frames=0", cwd=tmp_path)
+    tested = cli(
+        "musicrnn-train",
+        "train=false",
+        "experiment=jsb_lstm",
+        f"ckpt_path={best}",
+        logs,
+        "model.hidden_size=999",
+        "trainer.enable_progress_bar=false",
+        "sample.num_frames=0",
+        cwd=tmp_path,
+    )
     assert "frame_nll" in tested.stdout
     cases = [
-        (["train=false", f"ckpt_path={best}", "data=midi_dir", f"data.path={tmp_path}"], "the checkpoint holds a piano-roll model but the data config gives notes"),
-        (["data=jsb_chorales"], "gives piano rolls but the model is a note model (NoteLSTMModule): add model=pianoroll_lstm"),
+        (
+            ["train=false", f"ckpt_path={best}", "data=midi_dir", f"data.path={tmp_path}"],
+            "the checkpoint holds a piano-roll model but the data config gives notes",
+        ),
+        (
+            ["data=jsb_chorales"],
+            "gives piano rolls but the model is a note model (NoteLSTMModule): add model=pianoroll_lstm",
+        ),
         (["experiment=jsb_lstm", f"ckpt_path={best}", "model.hidden_size=32"], "does not fit the configured model"),
     ]
     for args, expected in cases:

@@ -6,10 +6,16 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from test_cli import cli, train_args
 
 from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.config_validation import ConfigError, type_allows, validate_generation, validate_known_keys, validate_run_config
-from test_cli import cli, train_args
+from musicrnn.config_validation import (
+    ConfigError,
+    type_allows,
+    validate_generation,
+    validate_known_keys,
+    validate_run_config,
+)
 
 
 def composed(config_name: str, overrides: list[str]):
@@ -17,23 +23,29 @@ def composed(config_name: str, overrides: list[str]):
         return compose(config_name=config_name, overrides=overrides)
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("model.hidden_size=abc", "model.hidden_size='abc': allowed: int"),  # a wrong type
-    ("model.dropout=[0.1]", "model.dropout=[0.1]: allowed: float"),
-    ("+model.hiden_size=64", "model.hiden_size=64: not a setting of NoteLSTMModule (its settings: hidden_size,"),  # an unknown key
-    ("+data.batchsize=8", "data.batchsize=8: not a setting of NoteSequenceDataModule"),
-    ("+trainer.max_epoch=3", "trainer.max_epoch=3: not a setting of Trainer"),
-    ("model.dropout=1.0", "model.dropout=1.0: allowed: a number in [0, 1)"),  # out of range
-    ("model.dropout=-0.1", "model.dropout=-0.1: allowed: a number in [0, 1)"),
-    ("model.hidden_size=0", "model.hidden_size=0: allowed: an integer >= 1"),
-    ("model.num_layers=0", "model.num_layers=0: allowed: an integer >= 1"),
-    ("model.learning_rate=0", "model.learning_rate=0: allowed: a number > 0"),
-    ("data.seq_len=0", "data.seq_len=0: allowed: an integer >= 1"),
-    ("sample.temperature=0", "sample.temperature=0: allowed: a number > 0"),
-    ("trainer.max_epochs=abc", "trainer.max_epochs='abc': allowed: Optional[int]"),
-    ("trainer.max_epochs=1.5", "trainer.max_epochs=1.5: allowed: Optional[int]"),
-    ("seed=abc", "seed='abc': allowed: an integer, or null"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("model.hidden_size=abc", "model.hidden_size='abc': allowed: int"),  # a wrong type
+        ("model.dropout=[0.1]", "model.dropout=[0.1]: allowed: float"),
+        (
+            "+model.hiden_size=64",
+            "model.hiden_size=64: not a setting of NoteLSTMModule (its settings: hidden_size,",
+        ),  # an unknown key
+        ("+data.batchsize=8", "data.batchsize=8: not a setting of NoteSequenceDataModule"),
+        ("+trainer.max_epoch=3", "trainer.max_epoch=3: not a setting of Trainer"),
+        ("model.dropout=1.0", "model.dropout=1.0: allowed: a number in [0, 1)"),  # out of range
+        ("model.dropout=-0.1", "model.dropout=-0.1: allowed: a number in [0, 1)"),
+        ("model.hidden_size=0", "model.hidden_size=0: allowed: an integer >= 1"),
+        ("model.num_layers=0", "model.num_layers=0: allowed: an integer >= 1"),
+        ("model.learning_rate=0", "model.learning_rate=0: allowed: a number > 0"),
+        ("data.seq_len=0", "data.seq_len=0: allowed: an integer >= 1"),
+        ("sample.temperature=0", "sample.temperature=0: allowed: a number > 0"),
+        ("trainer.max_epochs=abc", "trainer.max_epochs='abc': allowed: Optional[int]"),
+        ("trainer.max_epochs=1.5", "trainer.max_epochs=1.5: allowed: Optional[int]"),
+        ("seed=abc", "seed='abc': allowed: an integer, or null"),
+    ],
+)
 def test_each_training_config_rule(override, expected, tmp_path):
     cfg = composed("train", ["data=midi_dir", f"data.path={tmp_path}", f"paths.output_dir={tmp_path}", override])
     with pytest.raises(ConfigError) as error:
@@ -43,7 +55,9 @@ def test_each_training_config_rule(override, expected, tmp_path):
 
 @pytest.mark.slow
 def test_a_bad_training_config_stops_the_cli_before_any_work(session_corpus, tmp_path):
-    result = cli("musicrnn-train", *train_args(session_corpus, tmp_path / "logs", "model.dropout=1.0"), cwd=tmp_path, check=False)
+    result = cli(
+        "musicrnn-train", *train_args(session_corpus, tmp_path / "logs", "model.dropout=1.0"), cwd=tmp_path, check=False
+    )
     expected = "model.dropout=1.0: allowed: a number in [0, 1)"
     assert result.returncode == 1, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
@@ -54,22 +68,30 @@ def test_a_bad_training_config_stops_the_cli_before_any_work(session_corpus, tmp
 
 @pytest.mark.slow
 def test_a_seq_len_longer_than_every_piece_names_the_longest(session_corpus, tmp_path):
-    result = cli("musicrnn-train", *train_args(session_corpus, tmp_path / "logs", "data.seq_len=100000"), cwd=tmp_path, check=False)
+    result = cli(
+        "musicrnn-train",
+        *train_args(session_corpus, tmp_path / "logs", "data.seq_len=100000"),
+        cwd=tmp_path,
+        check=False,
+    )
     last = result.stderr.strip().splitlines()[-1]
     assert result.returncode == 1 and last.startswith("musicrnn-train: error: data.seq_len=100000: no training window")
     assert "allowed: data.seq_len <= " in last and "(the longest has " in last
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("temperature=0", "temperature=0: allowed: a number > 0 (greedy decoding: greedy=true)"),
-    ("temperature=-1.5", "temperature=-1.5: allowed: a number > 0"),
-    ("top_p=0", "top_p=0: allowed: a number in (0, 1], or null"),
-    ("top_p=1.5", "top_p=1.5: allowed: a number in (0, 1], or null"),
-    ("num_notes=0", "num_notes=0: allowed: an integer >= 1"),
-    ("num_samples=0", "num_samples=0: allowed: an integer >= 1"),
-    ("top_k=0", "top_k=0: allowed: an integer >= 1"),
-    ("temperature=warm", "temperature='warm': allowed: a number > 0"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("temperature=0", "temperature=0: allowed: a number > 0 (greedy decoding: greedy=true)"),
+        ("temperature=-1.5", "temperature=-1.5: allowed: a number > 0"),
+        ("top_p=0", "top_p=0: allowed: a number in (0, 1], or null"),
+        ("top_p=1.5", "top_p=1.5: allowed: a number in (0, 1], or null"),
+        ("num_notes=0", "num_notes=0: allowed: an integer >= 1"),
+        ("num_samples=0", "num_samples=0: allowed: an integer >= 1"),
+        ("top_k=0", "top_k=0: allowed: an integer >= 1"),
+        ("temperature=warm", "temperature='warm': allowed: a number > 0"),
+    ],
+)
 def test_each_generation_rule(override, expected, tmp_path):
     for config_name in ("generate", "evaluate"):
         cfg = composed(config_name, [f"ckpt_path={tmp_path / 'missing.ckpt'}", override])
@@ -84,14 +106,32 @@ def test_bad_generation_settings_stop_the_clis_before_the_checkpoint_is_read(tmp
     for command in ("musicrnn-generate", "musicrnn-evaluate"):
         result = cli(command, f"ckpt_path={tmp_path / 'missing.ckpt'}", "top_p=1.5", cwd=tmp_path, check=False)
         assert result.returncode == 1 and "Traceback" not in result.stderr
-        assert result.stderr.strip().splitlines()[-1] == f"{command}: error: top_p=1.5: allowed: a number in (0, 1], or null"
+        assert (
+            result.stderr.strip().splitlines()[-1]
+            == f"{command}: error: top_p=1.5: allowed: a number in (0, 1], or null"
+        )
 
 
 @pytest.mark.slow
 def test_greedy_is_its_own_switch(tmp_path, session_corpus):
-    cli("musicrnn-train", *train_args(session_corpus, tmp_path / "logs", "trainer.max_epochs=1", "logger=none", "test=false", "sample.num_notes=0"), cwd=tmp_path)
+    cli(
+        "musicrnn-train",
+        *train_args(
+            session_corpus, tmp_path / "logs", "trainer.max_epochs=1", "logger=none", "test=false", "sample.num_notes=0"
+        ),
+        cwd=tmp_path,
+    )
     (best,) = tmp_path.glob("logs/train/runs/*/checkpoints/best.ckpt")
-    cli("musicrnn-generate", f"ckpt_path={best}", "greedy=true", "num_notes=30", "num_samples=2", "seed=1", "output=g.mid", cwd=tmp_path)
+    cli(
+        "musicrnn-generate",
+        f"ckpt_path={best}",
+        "greedy=true",
+        "num_notes=30",
+        "num_samples=2",
+        "seed=1",
+        "output=g.mid",
+        cwd=tmp_path,
+    )
     assert (tmp_path / "g_00.mid").read_bytes() == (tmp_path / "g_01.mid").read_bytes()  # greedy: no randomness
 
 
@@ -107,12 +147,22 @@ def test_type_rules():
     assert type_allows([1, 2], list[int] | None) and not type_allows(1, list[int] | None)
 
 
-@pytest.mark.parametrize("overrides", [
-    [], ["model=seed_paper"], ["model=tf_tutorial"], ["data=pop909"], ["data=jsb_chorales", "model=pianoroll_lstm"],
-    ["data=pianoroll_midi", "data.path=/x", "model=pianoroll_lstm"], ["data=pianoroll_pickle", "data.path=/x.pickle", "model=pianoroll_lstm"],
-    *([f"experiment={p.stem}"] for p in sorted((CONFIG_DIR / "experiment").glob("*.yaml"))),
-    ["trainer=gpu"], ["trainer=ddp"], ["trainer=cpu"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["model=seed_paper"],
+        ["model=tf_tutorial"],
+        ["data=pop909"],
+        ["data=jsb_chorales", "model=pianoroll_lstm"],
+        ["data=pianoroll_midi", "data.path=/x", "model=pianoroll_lstm"],
+        ["data=pianoroll_pickle", "data.path=/x.pickle", "model=pianoroll_lstm"],
+        *([f"experiment={p.stem}"] for p in sorted((CONFIG_DIR / "experiment").glob("*.yaml"))),
+        ["trainer=gpu"],
+        ["trainer=ddp"],
+        ["trainer=cpu"],
+    ],
+)
 def test_every_shipped_config_passes(overrides, tmp_path, monkeypatch):
     monkeypatch.setenv("MUSICRNN_POP909", "/data/POP909")
     monkeypatch.setenv("MUSICRNN_JSB_CHORALES", "/data/JSB Chorales.pickle")
@@ -122,12 +172,21 @@ def test_every_shipped_config_passes(overrides, tmp_path, monkeypatch):
     validate_generation(OmegaConf.to_container(generate, resolve=False))
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("model.hiden_size=3", "model.hiden_size: no such setting (did you mean model.hidden_size?)"),
-    ("xyzzy=3", "xyzzy: no such setting (to append to your config use +xyzzy=3)"),
-    ("model=foo", "In 'train': Could not find 'model/foo' (Available options in 'model': note_lstm, pianoroll_lstm, seed_paper, tf_tutorial)"),
-    ("model.hidden_size=[", "model.hidden_size=[: not an override Hydra can parse (no viable alternative at input '['"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("model.hiden_size=3", "model.hiden_size: no such setting (did you mean model.hidden_size?)"),
+        ("xyzzy=3", "xyzzy: no such setting (to append to your config use +xyzzy=3)"),
+        (
+            "model=foo",
+            "In 'train': Could not find 'model/foo' (Available options in 'model': note_lstm, pianoroll_lstm, seed_paper, tf_tutorial)",
+        ),
+        (
+            "model.hidden_size=[",
+            "model.hidden_size=[: not an override Hydra can parse (no viable alternative at input '['",
+        ),
+    ],
+)
 def test_hydras_own_errors_become_one_line(override, expected):
     """What the CLIs print for errors Hydra raises while composing (`errors.run_hydra_cli`), from the real
     exceptions."""

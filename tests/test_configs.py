@@ -47,11 +47,23 @@ def test_every_note_data_and_model_option_instantiates(data, model, tmp_path):
 @pytest.mark.parametrize("data", PIANOROLL_DATA)
 def test_every_pianoroll_data_and_model_option_instantiates(data, model, tmp_path):
     assert set(PIANOROLL_DATA) <= set(_options("data")) and set(PIANOROLL_MODELS) <= set(_options("model"))
-    cfg = _compose([f"data={data}", f"model={model}", f"data.path={tmp_path}", "paths.output_dir=/tmp/x",
-                    "data.steps_per_quarter=2", "data.num_keys=60"])
+    cfg = _compose(
+        [
+            f"data={data}",
+            f"model={model}",
+            f"data.path={tmp_path}",
+            "paths.output_dir=/tmp/x",
+            "data.steps_per_quarter=2",
+            "data.num_keys=60",
+        ]
+    )
     datamodule = hydra.utils.instantiate(cfg.data)
     module = hydra.utils.instantiate(cfg.model)
-    assert (module.hparams.num_keys, module.hparams.steps_per_quarter) == (datamodule.num_keys, datamodule.steps_per_quarter) == (60, 2)
+    assert (
+        (module.hparams.num_keys, module.hparams.steps_per_quarter)
+        == (datamodule.num_keys, datamodule.steps_per_quarter)
+        == (60, 2)
+    )
 
 
 def test_callbacks_logger_and_trainer_instantiate(tmp_path):

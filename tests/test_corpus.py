@@ -5,12 +5,12 @@ import os
 import signal
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
-
 from conftest import require_shared, write_corpus, write_piece
+
 from musicrnn.data import corpus as corpus_module
 from musicrnn.data.corpus import prepare_corpus
 from musicrnn.errors import MusicrnnError
@@ -144,7 +144,10 @@ def test_files_over_the_time_limit_are_skipped_and_the_rest_is_unchanged(tmp_pat
     started = time.monotonic()
     corpus = prepare_corpus(root, cache_dir=tmp_path / "cache", parse_timeout=1.0, num_workers=workers, progress=False)
     assert time.monotonic() - started < 15  # two 1 s cuts, not two 600 s sleeps
-    assert sorted(corpus.skipped) == [("set1/slow_b.mid", "took longer than 1 s to parse"), ("slow_a.mid", "took longer than 1 s to parse")]
+    assert sorted(corpus.skipped) == [
+        ("set1/slow_b.mid", "took longer than 1 s to parse"),
+        ("slow_a.mid", "took longer than 1 s to parse"),
+    ]
     assert corpus.names == reference.names and corpus.notes.tobytes() == reference.notes.tobytes()
 
 
@@ -174,7 +177,9 @@ def test_without_a_time_limit_a_small_folder_parses_in_this_process(tiny_corpus,
         raise AssertionError("started a worker process although parse_timeout is None")
 
     monkeypatch.setattr(corpus_module, "_ParserPool", no_workers)
-    corpus = prepare_corpus(tiny_corpus, cache_dir=tmp_path / "cache", parse_timeout=None, num_workers=1, progress=False)
+    corpus = prepare_corpus(
+        tiny_corpus, cache_dir=tmp_path / "cache", parse_timeout=None, num_workers=1, progress=False
+    )
     assert corpus.names == reference.names and corpus.notes.tobytes() == reference.notes.tobytes()
     with pytest.raises(ValueError, match="parse_timeout must be a positive number"):
         prepare_corpus(tiny_corpus, cache_dir=tmp_path / "cache", parse_timeout=0)

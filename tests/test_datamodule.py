@@ -28,7 +28,11 @@ def _datamodule(root, **kwargs) -> NoteSequenceDataModule:
 def test_splits_are_disjoint_and_windows_target_the_next_note(tiny_corpus):
     dm = _datamodule(tiny_corpus)
     names = {s: {dm.corpus.names[i] for i in dm.split_indices[s]} for s in ("train", "val", "test")}
-    assert not (names["train"] & names["val"]) and not (names["train"] & names["test"]) and not (names["val"] & names["test"])
+    assert (
+        not (names["train"] & names["val"])
+        and not (names["train"] & names["test"])
+        and not (names["val"] & names["test"])
+    )
     assert sum(len(v) for v in names.values()) == 24
 
     events, offsets = dm.split_events("train")

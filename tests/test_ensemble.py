@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-
 from conftest import write_corpus
+
 from musicrnn.callbacks import NoteMetrics, PianoRollMetrics
 from musicrnn.checkpoint import expand_checkpoints, load_model
 from musicrnn.data import NoteSequenceDataModule, PianoRollMidiDataModule
@@ -24,7 +24,9 @@ from musicrnn.sampling import generate_events, generate_frames
 
 def _constant_pianoroll(probabilities: list[float]) -> PianoRollModule:
     """A piano-roll model whose output ignores its input: zero weights, the bias gives the probabilities."""
-    module = PianoRollModule(num_keys=len(probabilities), lowest_pitch=60, hidden_size=4, num_layers=1, init_output_bias=False)
+    module = PianoRollModule(
+        num_keys=len(probabilities), lowest_pitch=60, hidden_size=4, num_layers=1, init_output_bias=False
+    )
     with torch.no_grad():
         for parameter in module.parameters():
             parameter.zero_()
@@ -68,7 +70,9 @@ def test_note_ensemble_averages_pitch_softmax_and_regression_timing_exactly():
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_batched_members_equal_running_them_one_by_one(cell):
     torch.manual_seed(0)
-    members = [PianoRollModule(hidden_size=16, num_layers=2, dense_size=8, cell=cell, input_skip=True).eval() for _ in range(3)]
+    members = [
+        PianoRollModule(hidden_size=16, num_layers=2, dense_size=8, cell=cell, input_skip=True).eval() for _ in range(3)
+    ]
     for member in members:
         with torch.no_grad():
             for parameter in member.parameters():
@@ -91,7 +95,14 @@ def test_batched_members_equal_running_them_one_by_one(cell):
 
 def test_note_members_with_embeddings_and_categorical_timing_fuse_exactly():
     torch.manual_seed(1)
-    kwargs = dict(num_layers=2, dense_size=0, pitch_embedding_dim=8, timing_input="log", timing_head="categorical", timing_classes=11)
+    kwargs = dict(
+        num_layers=2,
+        dense_size=0,
+        pitch_embedding_dim=8,
+        timing_input="log",
+        timing_head="categorical",
+        timing_classes=11,
+    )
     members = [NoteLSTMModule(hidden_size=16, **kwargs).eval() for _ in range(2)]
     ensemble = ensemble_from_modules(members)
     events = torch.tensor([[[60, 0.0, 0.5], [64, 0.0, 0.5], [67, 0.5, 0.25], [72, 0.25, 1.0]]])
@@ -108,7 +119,10 @@ def test_note_members_with_embeddings_and_categorical_timing_fuse_exactly():
 
 def test_mismatched_members_are_refused_naming_the_member_and_setting():
     a = PianoRollModule(num_keys=88)
-    with pytest.raises(CheckpointError, match=r"b\.ckpt: num_keys is 60, but a\.ckpt has 88 \(ensemble members must share the representation"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"b\.ckpt: num_keys is 60, but a\.ckpt has 88 \(ensemble members must share the representation",
+    ):
         ensemble_from_modules([a, PianoRollModule(num_keys=60)], names=["a.ckpt", "b.ckpt"])
     with pytest.raises(CheckpointError, match="b.ckpt: holds a NoteLSTMModule, but a.ckpt holds a PianoRollModule"):
         ensemble_from_modules([a, NoteLSTMModule()], names=["a.ckpt", "b.ckpt"])
@@ -126,21 +140,35 @@ def test_mismatched_members_are_refused_naming_the_member_and_setting():
 def tiny_pianoroll_checkpoints(tmp_path_factory) -> tuple[list, PianoRollMidiDataModule]:
     root = tmp_path_factory.mktemp("members")
     corpus = write_corpus(root / "corpus", num_pieces=12, num_bars=4)
-    datamodule = PianoRollMidiDataModule(str(corpus), seq_len=16, batch_size=8, steps_per_quarter=2, cache_dir=str(root / "cache"))
+    datamodule = PianoRollMidiDataModule(
+        str(corpus), seq_len=16, batch_size=8, steps_per_quarter=2, cache_dir=str(root / "cache")
+    )
     paths = []
     for seed in range(3):
         pl.seed_everything(seed)
         module = PianoRollModule(hidden_size=32, num_layers=1, learning_rate=0.02, steps_per_quarter=2)
-        trainer = pl.Trainer(accelerator="cpu", max_epochs=4, logger=False, enable_progress_bar=False,
-                             enable_model_summary=False, default_root_dir=root / f"m{seed}")
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            max_epochs=4,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=root / f"m{seed}",
+        )
         trainer.fit(module, datamodule=datamodule)
         paths.append(next((root / f"m{seed}" / "checkpoints").glob("*.ckpt")))
     return paths, datamodule
 
 
 def _test(module, datamodule, callback) -> dict[str, float]:
-    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, callbacks=[callback])
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[callback],
+    )
     trainer.test(module, datamodule=datamodule, verbose=False)
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
@@ -173,9 +201,17 @@ def test_note_ensemble_tests_with_the_note_metrics(tmp_path):
     members = []
     for seed in range(2):
         pl.seed_everything(seed)
-        module = NoteLSTMModule(hidden_size=16, num_layers=1, dense_size=0, pitch_embedding_dim=8, pitch_loss_weight=1.0)
-        pl.Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                   enable_model_summary=False).fit(module, datamodule=datamodule)
+        module = NoteLSTMModule(
+            hidden_size=16, num_layers=1, dense_size=0, pitch_embedding_dim=8, pitch_loss_weight=1.0
+        )
+        pl.Trainer(
+            accelerator="cpu",
+            max_epochs=2,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        ).fit(module, datamodule=datamodule)
         members.append(module.eval())
     scores = [_test(m, datamodule, NoteMetrics())["test/pitch_nll"] for m in members]
     fused = _test(ensemble_from_modules(members), datamodule, NoteMetrics())
@@ -189,26 +225,59 @@ def test_generate_cli_writes_midi_from_an_ensemble_and_train_cli_tests_one(tiny_
 
     paths, datamodule = tiny_pianoroll_checkpoints
     listed = "[" + ",".join(f"'{p}'" for p in paths) + "]"  # quoted: Lightning's default names hold '='
-    result = cli("musicrnn-generate", f"ckpt_path={listed}", "num_frames=24", "seed=0", f"output={tmp_path / 'ens.mid'}", cwd=tmp_path)
+    result = cli(
+        "musicrnn-generate",
+        f"ckpt_path={listed}",
+        "num_frames=24",
+        "seed=0",
+        f"output={tmp_path / 'ens.mid'}",
+        cwd=tmp_path,
+    )
     assert "24 generated frames" in result.stdout
     notes = read_midi(tmp_path / "ens.mid")
     assert len(notes) > 0 and notes["end_beat"].max() <= 24 / 2  # 24 frames at 2 per quarter note
     result = cli(
-        "musicrnn-train", "train=false", f"ckpt_path={listed}", "data=pianoroll_midi", f"data.path={datamodule.path}",
-        "data.steps_per_quarter=2", "data.seq_len=16", "model=pianoroll_lstm", f"paths.log_dir={tmp_path / 'logs'}",
-        "trainer.enable_progress_bar=false", "sample.num_frames=8", cwd=tmp_path,
+        "musicrnn-train",
+        "train=false",
+        f"ckpt_path={listed}",
+        "data=pianoroll_midi",
+        f"data.path={datamodule.path}",
+        "data.steps_per_quarter=2",
+        "data.seq_len=16",
+        "model=pianoroll_lstm",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        "trainer.enable_progress_bar=false",
+        "sample.num_frames=8",
+        cwd=tmp_path,
     )
     assert "frame_nll" in result.stdout and "sample" in result.stdout
-    failed = cli("musicrnn-train", f"ckpt_path={listed}", "data=pianoroll_midi", f"data.path={datamodule.path}",
-                 "model=pianoroll_lstm", f"paths.log_dir={tmp_path / 'logs'}", cwd=tmp_path, check=False)
+    failed = cli(
+        "musicrnn-train",
+        f"ckpt_path={listed}",
+        "data=pianoroll_midi",
+        f"data.path={datamodule.path}",
+        "model=pianoroll_lstm",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        cwd=tmp_path,
+        check=False,
+    )
     assert failed.returncode == 1 and "an ensemble is tested, not trained (add train=false)" in failed.stderr
 
 
-
-@pytest.mark.parametrize("settings", [
-    dict(hidden_size=32, num_layers=3, dropout=0.3, dense_size=64),
-    dict(hidden_size=32, num_layers=2, dense_size=0, pitch_embedding_dim=8, timing_input="log", timing_head="categorical"),
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(hidden_size=32, num_layers=3, dropout=0.3, dense_size=64),
+        dict(
+            hidden_size=32,
+            num_layers=2,
+            dense_size=0,
+            pitch_embedding_dim=8,
+            timing_input="log",
+            timing_head="categorical",
+        ),
+    ],
+)
 def test_the_ensemble_stepper_generates_the_same_notes_as_the_ensemble_forward(settings, monkeypatch):
     """NoteEnsembleStepper (fused member weights) against NoteEnsembleNet's own forward for every note."""
     from musicrnn.models.ensemble import NoteEnsembleNet
@@ -220,7 +289,9 @@ def test_the_ensemble_stepper_generates_the_same_notes_as_the_ensemble_forward(s
         members.append(NoteLSTMModule(**settings).eval())
     net = ensemble_from_modules(members).net
     rng = np.random.default_rng(0)
-    primer = np.stack([rng.integers(48, 80, 20), rng.choice([0.0, 0.25, 0.5], 20), rng.choice([0.25, 0.5, 1.0], 20)], 1).astype(np.float32)
+    primer = np.stack(
+        [rng.integers(48, 80, 20), rng.choice([0.0, 0.25, 0.5], 20), rng.choice([0.25, 0.5, 1.0], 20)], 1
+    ).astype(np.float32)
     fast = generate_events(net, primer, 120, num_samples=2, seed=3, compiled=False)
     compiled = generate_events(net, primer, 120, num_samples=2, seed=3)  # the Numba loop, where it covers the settings
     monkeypatch.setattr(NoteEnsembleNet, "stepper", lambda self: self)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import require_shared, write_corpus, write_piece
+
 from musicrnn.evaluation import figures
 from musicrnn.evaluation.audio import audio_unavailable_reason, read_wav_mono, render_wav
-from musicrnn.evaluation.features import interval_histogram, novelty_features, time_histogram, TIME_BIN_CENTRES
+from musicrnn.evaluation.features import TIME_BIN_CENTRES, interval_histogram, novelty_features, time_histogram
 from musicrnn.evaluation.musical import musical_metrics
 from musicrnn.evaluation.novelty import NgramIndex, longest_true_run, nearest_similarity, novelty_summary
 from musicrnn.evaluation.yang_lerch import FEATURES, overlap_and_kl, yang_lerch
@@ -56,7 +56,9 @@ def test_feature_histograms_count_intervals_steps_and_durations():
     assert intervals[12 + 2] == pytest.approx(5 / 7) and intervals[12 + 1] == pytest.approx(2 / 7)
     steps = time_histogram(np.array([0.0, 0.5, 0.5, 1.0]))
     assert steps[list(TIME_BIN_CENTRES).index(0.5)] == pytest.approx(0.5)
-    assert novelty_features(C_MAJOR_SCALE).shape == (193,) and novelty_features(C_MAJOR_SCALE).sum() == pytest.approx(5.0)
+    assert novelty_features(C_MAJOR_SCALE).shape == (193,) and novelty_features(C_MAJOR_SCALE).sum() == pytest.approx(
+        5.0
+    )
 
 
 def test_a_training_piece_against_its_own_corpus_is_not_novel_and_fully_copied(tmp_path):
@@ -102,7 +104,10 @@ def test_yang_lerch_overlap_is_one_for_the_same_distribution_and_falls_for_anoth
     real = [read_midi(write_piece(tmp_path / f"r{i}.mid", seed=i, with_drums=False)) for i in range(12)]
     alike = [read_midi(write_piece(tmp_path / f"a{i}.mid", seed=100 + i, with_drums=False)) for i in range(8)]
     rng = np.random.default_rng(2)
-    noise = [beats(rng.integers(21, 108, 200), np.cumsum(rng.exponential(0.4, 200)), rng.exponential(0.5, 200) + 0.05) for _ in range(8)]
+    noise = [
+        beats(rng.integers(21, 108, 200), np.cumsum(rng.exponential(0.4, 200)), rng.exponential(0.5, 200) + 0.05)
+        for _ in range(8)
+    ]
     near, far = yang_lerch(real, alike), yang_lerch(real, noise)
     for feature in ("pitch_range", "pitch_class_histogram", "avg_pitch_interval"):
         assert near[feature]["overlap_area"] > far[feature]["overlap_area"], feature
@@ -112,7 +117,9 @@ def test_yang_lerch_features_of_a_scale_and_a_chord():
     values = {name: feature(C_MAJOR_SCALE) for name, feature in FEATURES.items()}
     assert values["pitch_count"][0] == 8 and values["pitch_range"][0] == 12
     assert values["avg_pitch_interval"][0] == pytest.approx(12 / 7) and values["avg_ioi"][0] == pytest.approx(1.0)
-    assert values["pitch_class_histogram"][0] == pytest.approx(2 / 8) and values["note_length_histogram"][8] == 1.0  # 1 beat
+    assert (
+        values["pitch_class_histogram"][0] == pytest.approx(2 / 8) and values["note_length_histogram"][8] == 1.0
+    )  # 1 beat
     chord_then_note = beats([60, 64, 67, 72], [0, 0, 0, 2], 2.0)
     assert FEATURES["avg_ioi"](chord_then_note)[0] == pytest.approx(2.0)  # onsets 0 and 2: the chord is one onset
 

@@ -22,14 +22,14 @@ import sys
 import time
 import tracemalloc
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import mido
 import numpy as np
 import pytest
-
 from conftest import require_shared, write_piece
+
 from musicrnn.data.corpus import parse_context, prepare_corpus
 from musicrnn.data.pianoroll_data import DEFAULT_MAX_FRAMES, PianoRollMidiDataModule
 from musicrnn.midi_io import DEFAULT_LIMITS, find_midi_files
@@ -217,7 +217,9 @@ def sustain_pedal(data: bytes, rng: Rng) -> bytes:
         _remove_keeping_time(track, index)
     track.insert(0, mido.Message("control_change", control=64, value=127, time=0))
     if rng.random() < 0.5:
-        _insert_before_end(track, mido.Message("control_change", control=64, value=0, time=[0x0FFFFFFF, 2**70][int(rng.integers(2))]))
+        _insert_before_end(
+            track, mido.Message("control_change", control=64, value=0, time=[0x0FFFFFFF, 2**70][int(rng.integers(2))])
+        )
     return _mido_bytes(midi)
 
 
@@ -332,7 +334,12 @@ def _write_variants(seeds: list[Path], root: Path, counts: dict[str, int], rng: 
 
 def _prepare(root: Path, cache: Path):
     return prepare_corpus(
-        root, cache_dir=cache, include_drums=True, sustain=True, num_workers=2, progress=False,
+        root,
+        cache_dir=cache,
+        include_drums=True,
+        sustain=True,
+        num_workers=2,
+        progress=False,
         parse_timeout=PARSE_TIMEOUT,
     )
 
@@ -373,8 +380,12 @@ def _assert_sane(notes: np.ndarray, name: str) -> None:
         assert np.all(np.isfinite(notes[column])) and notes[column].min() >= 0, (name, column)
     assert np.all(notes["end_tick"] >= notes["start_tick"]) and notes["start_tick"].min() >= 0, name
     assert np.all(notes["end"] >= notes["start"]) and np.all(np.diff(notes["start_tick"]) >= 0), name
-    assert notes["end_beat"].max() <= DEFAULT_LIMITS.max_beats and notes["end"].max() <= DEFAULT_LIMITS.max_seconds, name
-    assert np.all((notes["pitch"] >= 0) & (notes["pitch"] <= 127)) and np.all((notes["velocity"] >= 0) & (notes["velocity"] <= 127)), name
+    assert notes["end_beat"].max() <= DEFAULT_LIMITS.max_beats and notes["end"].max() <= DEFAULT_LIMITS.max_seconds, (
+        name
+    )
+    assert np.all((notes["pitch"] >= 0) & (notes["pitch"] <= 127)) and np.all(
+        (notes["velocity"] >= 0) & (notes["velocity"] <= 127)
+    ), name
 
 
 def _largest_roll_peak_mb(corpus) -> float:
@@ -462,8 +473,13 @@ def test_hostile_midi_never_crashes_hangs_or_changes_the_good_files(tmp_path):
 
     # The piano-roll path over the same corpus (a cache hit): rolls bounded by the frame limit.
     datamodule = PianoRollMidiDataModule(
-        str(mixed), include_drums=True, sustain=True, cache_dir=str(tmp_path / "cache_mixed"),
-        parse_timeout=PARSE_TIMEOUT, val_fraction=0.0, test_fraction=0.0,
+        str(mixed),
+        include_drums=True,
+        sustain=True,
+        cache_dir=str(tmp_path / "cache_mixed"),
+        parse_timeout=PARSE_TIMEOUT,
+        val_fraction=0.0,
+        test_fraction=0.0,
     )
     rolls = datamodule.load_rolls()
     assert all(len(roll) <= DEFAULT_MAX_FRAMES for split in rolls.values() for roll in split)
@@ -473,7 +489,10 @@ def test_hostile_midi_never_crashes_hangs_or_changes_the_good_files(tmp_path):
     assert roll_peak_mb < ROLL_PEAK_MB
 
     _print_table(
-        kinds, names, reasons, elapsed,
+        kinds,
+        names,
+        reasons,
+        elapsed,
         f"{timed_out} cut at {PARSE_TIMEOUT:g} s; parser processes grew by at most {worker_extra:.0f} MB; "
         f"one roll took at most {roll_peak_mb:.0f} MB, {len(datamodule.skipped_rolls)} refused over {DEFAULT_MAX_FRAMES} frames",
     )

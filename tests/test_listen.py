@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO, write_piece
+
 from musicrnn.evaluation.audio import audio_unavailable_reason
 from musicrnn.listen import stats
 from musicrnn.listen.cli import main
@@ -43,12 +43,15 @@ TOKEN = "results-token-for-tests"
 
 # ---------------------------------------------------------------------------------------------- helpers
 
+
 def tone_study(folder: Path, clips: dict[str, str], *, human: set[str] = frozenset({"bach"})) -> Study:
     """A study whose clips (id -> system) are 0.3 s sine tones, one pitch per clip."""
     (folder / "audio").mkdir(parents=True, exist_ok=True)
     rate = 8000
     for k, clip_id in enumerate(clips):
-        samples = (0.3 * np.sin(2 * np.pi * (220 + 40 * k) * np.arange(int(0.3 * rate)) / rate) * 32767).astype(np.int16)
+        samples = (0.3 * np.sin(2 * np.pi * (220 + 40 * k) * np.arange(int(0.3 * rate)) / rate) * 32767).astype(
+            np.int16
+        )
         with wave.open(str(folder / "audio" / f"{clip_id}.wav"), "wb") as handle:
             handle.setnchannels(1)
             handle.setsampwidth(2)
@@ -56,9 +59,15 @@ def tone_study(folder: Path, clips: dict[str, str], *, human: set[str] = frozens
             handle.writeframes(samples.tobytes())
     systems = list(dict.fromkeys(clips.values()))
     study = Study(
-        folder=folder, study_id="study-for-tests", clip_seconds=20.0, ask_human_or_machine=True,
+        folder=folder,
+        study_id="study-for-tests",
+        clip_seconds=20.0,
+        ask_human_or_machine=True,
         systems=[System(name, [f"{name}/"], name in human) for name in systems],
-        clips=[Clip(clip_id, system, f"{system}/{clip_id}.mid", f"audio/{clip_id}.wav", 0.3) for clip_id, system in clips.items()],
+        clips=[
+            Clip(clip_id, system, f"{system}/{clip_id}.mid", f"audio/{clip_id}.wav", 0.3)
+            for clip_id, system in clips.items()
+        ],
     )
     study.save()
     return study
@@ -67,7 +76,15 @@ def tone_study(folder: Path, clips: dict[str, str], *, human: set[str] = frozens
 FOUR_CLIPS = {"c0a1": "model", "c0b2": "model", "c1a3": "bach", "c1b4": "bach"}
 
 
-def call(url: str, method: str = "GET", body: object = None, *, data: bytes | None = None, headers: dict | None = None, timeout: float = 20):
+def call(
+    url: str,
+    method: str = "GET",
+    body: object = None,
+    *,
+    data: bytes | None = None,
+    headers: dict | None = None,
+    timeout: float = 20,
+):
     """(status, parsed JSON or raw bytes) of one request; HTTP errors are answers, not exceptions."""
     headers = dict(headers or {})
     if body is not None:
@@ -83,7 +100,16 @@ def call(url: str, method: str = "GET", body: object = None, *, data: bytes | No
 
 
 def full_rating(participant_id: str, clip_id: str, **overrides) -> dict:
-    return {"participant_id": participant_id, "clip_id": clip_id, "harmony": 4, "creativity": 3, "coherence": 5, "overall": 4, "guess": "human", **overrides}
+    return {
+        "participant_id": participant_id,
+        "clip_id": clip_id,
+        "harmony": 4,
+        "creativity": 3,
+        "coherence": 5,
+        "overall": 4,
+        "guess": "human",
+        **overrides,
+    }
 
 
 @pytest.fixture
@@ -106,6 +132,7 @@ def live(tones):
 
 
 # ------------------------------------------------------------------------------------------ the clips
+
 
 def test_a_clip_starts_at_the_first_note_and_ends_at_the_cut():
     notes = notes_from_columns([60, 64, 67, 72], [1.5, 2.0, 5.0, 9.0], [3.0, 8.0, 6.0, 10.0], program=40)
@@ -133,7 +160,9 @@ def midi_sets(tmp_path_factory) -> Path:
 def test_make_study_renders_every_file_under_an_opaque_id(midi_sets, tmp_path):
     study = make_study(
         {"generated": [str(midi_sets / "generated" / "*.mid")], "references": [str(midi_sets / "references")]},
-        tmp_path / "study", clip_seconds=2.0, program=0,
+        tmp_path / "study",
+        clip_seconds=2.0,
+        program=0,
     )
     assert sorted(c.system for c in study.clips) == ["generated", "generated", "references", "references"]
     assert [s.human for s in study.systems] == [False, True]  # references are the human system by default
@@ -142,7 +171,9 @@ def test_make_study_renders_every_file_under_an_opaque_id(midi_sets, tmp_path):
         assert clip.audio == f"audio/{clip.id}.wav"
         with wave.open(str(study.folder / clip.audio)) as handle:
             seconds = handle.getnframes() / handle.getframerate()
-        assert seconds == pytest.approx(clip.seconds, abs=1e-3) and 2.0 <= seconds < 2.0 + 5  # the clip plus its release tail
+        assert (
+            seconds == pytest.approx(clip.seconds, abs=1e-3) and 2.0 <= seconds < 2.0 + 5
+        )  # the clip plus its release tail
         cut = read_midi(study.folder / "midi" / f"{clip.id}.mid", include_drums=True)
         assert cut["start"].min() == pytest.approx(0.0) and cut["end"].max() <= 2.0 + 1e-3
         assert set(cut["program"][~cut["is_drum"]]) == {0}
@@ -152,11 +183,18 @@ def test_make_study_renders_every_file_under_an_opaque_id(midi_sets, tmp_path):
 
 @needs_fluidsynth
 def test_make_study_cli_takes_several_named_systems(midi_sets, tmp_path, capsys):
-    main([
-        "make-study", f"system.lstm={midi_sets / 'generated'}", f"system.other={midi_sets / 'other' / '*.midi'}",
-        f"references={midi_sets / 'references'}", "human=references,other", "max_per_system=1",
-        "clip_seconds=1.5", f"out={tmp_path / 'study'}",
-    ])
+    main(
+        [
+            "make-study",
+            f"system.lstm={midi_sets / 'generated'}",
+            f"system.other={midi_sets / 'other' / '*.midi'}",
+            f"references={midi_sets / 'references'}",
+            "human=references,other",
+            "max_per_system=1",
+            "clip_seconds=1.5",
+            f"out={tmp_path / 'study'}",
+        ]
+    )
     study = Study.load(tmp_path / "study")
     assert [(s.name, s.human) for s in study.systems] == [("lstm", False), ("other", True), ("references", True)]
     assert sorted(c.system for c in study.clips) == ["lstm", "other", "references"]  # max_per_system=1
@@ -164,6 +202,7 @@ def test_make_study_cli_takes_several_named_systems(midi_sets, tmp_path, capsys)
 
 
 # ------------------------------------------------------------------------------------ CLI errors: one line
+
 
 def _one_line_error(capsys, argv: list[str]) -> str:
     with pytest.raises(SystemExit) as exit_:
@@ -181,7 +220,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys, midi_sets):
     assert "unknown setting 'colour'" in _one_line_error(capsys, ["make-study", "colour=red", out])
     assert "out= is missing" in _one_line_error(capsys, ["make-study", f"generated={midi_sets / 'generated'}"])
     assert "not key=value" in _one_line_error(capsys, ["make-study", "generated"])
-    assert "human=bach: no such system" in _one_line_error(capsys, ["make-study", f"generated={midi_sets / 'generated'}", "human=bach", out])
+    assert "human=bach: no such system" in _one_line_error(
+        capsys, ["make-study", f"generated={midi_sets / 'generated'}", "human=bach", out]
+    )
     assert "not a whole number" in _one_line_error(capsys, ["serve", str(tmp_path), "port=eighty"])
     assert "is not a study" in _one_line_error(capsys, ["serve", str(tmp_path)])
     assert "study folder not found" in _one_line_error(capsys, ["results", str(tmp_path / "nowhere")])
@@ -198,20 +239,40 @@ def test_missing_fluidsynth_stops_make_study_in_one_line(tmp_path, capsys, midi_
 def test_a_corrupt_midi_file_stops_make_study_before_rendering(tmp_path, capsys, midi_sets):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "bad.mid").write_bytes(b"MThd\x00\x00\x00\x06 not really MIDI")
-    err = _one_line_error(capsys, ["make-study", f"generated={midi_sets / 'generated'}", f"references={tmp_path / 'broken'}", f"out={tmp_path / 'study'}"])
+    err = _one_line_error(
+        capsys,
+        [
+            "make-study",
+            f"generated={midi_sets / 'generated'}",
+            f"references={tmp_path / 'broken'}",
+            f"out={tmp_path / 'study'}",
+        ],
+    )
     assert "bad.mid" in err and not (tmp_path / "study").exists()
 
 
 def test_the_installed_command_exits_1_without_a_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "musicrnn.listen.cli", "make-study", f"generated={tmp_path / 'missing'}", f"out={tmp_path / 's'}"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "musicrnn.listen.cli",
+            "make-study",
+            f"generated={tmp_path / 'missing'}",
+            f"out={tmp_path / 's'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == [f"musicrnn-listen: error: system generated: {tmp_path / 'missing'}: no such folder or file"]
+    assert result.stderr.strip().splitlines() == [
+        f"musicrnn-listen: error: system generated: {tmp_path / 'missing'}: no such folder or file"
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- the store
+
 
 def test_the_same_participant_and_clip_again_updates_instead_of_duplicating(tmp_path):
     store = RatingStore(tmp_path / "ratings.sqlite")
@@ -229,6 +290,7 @@ def test_the_same_participant_and_clip_again_updates_instead_of_duplicating(tmp_
 
 
 # -------------------------------------------------------------------------------------- bad input: 4xx
+
 
 @pytest.mark.parametrize(
     "change, status, message",
@@ -264,7 +326,9 @@ def test_a_missing_score_a_non_object_body_and_an_oversized_body_are_refused(cli
     for raw in (b"[1, 2]", b"not json", b""):
         response = http.post("/api/ratings", data=raw, content_type="application/json")
         assert response.status_code == 400 and "JSON object" in response.get_json()["error"]
-    assert http.post("/api/ratings", data=json.dumps(full_rating(participant, "c0a1"))).status_code == 400  # no JSON content type
+    assert (
+        http.post("/api/ratings", data=json.dumps(full_rating(participant, "c0a1"))).status_code == 400
+    )  # no JSON content type
     huge = json.dumps({**full_rating(participant, "c0a1"), "note": "x" * 100_000})
     response = http.post("/api/ratings", data=huge, content_type="application/json")
     assert response.status_code == 413 and "too large" in response.get_json()["error"]
@@ -276,7 +340,11 @@ def test_the_page_and_the_api_never_name_a_system_or_a_source(client, tones):
     http, _ = client
     state = http.post("/api/participants").get_json()
     assert sorted(state["clips"]) == sorted(FOUR_CLIPS) and state["rated"] == {}
-    texts = [http.get("/").get_data(as_text=True), json.dumps(state), http.get("/static/listen.js").get_data(as_text=True)]
+    texts = [
+        http.get("/").get_data(as_text=True),
+        json.dumps(state),
+        http.get("/static/listen.js").get_data(as_text=True),
+    ]
     for text in texts:
         assert "model" not in text and "bach" not in text and ".mid" not in text
 
@@ -287,9 +355,17 @@ def test_audio_is_served_only_by_listed_id_over_the_real_server(live, tones):
     assert status == 200 and payload[:4] == b"RIFF"
     host, port = url.removeprefix("http://").split(":")
     attempts = [
-        "/audio/../study.json", "/audio/..%2fstudy.json", "/audio/%2e%2e%2fstudy.json", "/audio/%2E%2E/%2E%2E/etc/passwd",
-        "/audio/audio%2fc0a1.wav", "/audio/c0a1.wav", "/audio/study.json", "/audio/", "/static/..%2f..%2fstudy.py",
-        "/static/../study.json", "/../study.json",
+        "/audio/../study.json",
+        "/audio/..%2fstudy.json",
+        "/audio/%2e%2e%2fstudy.json",
+        "/audio/%2E%2E/%2E%2E/etc/passwd",
+        "/audio/audio%2fc0a1.wav",
+        "/audio/c0a1.wav",
+        "/audio/study.json",
+        "/audio/",
+        "/static/..%2f..%2fstudy.py",
+        "/static/../study.json",
+        "/../study.json",
     ]
     for path in attempts:
         connection = http.client.HTTPConnection(host, int(port), timeout=10)
@@ -314,6 +390,7 @@ def test_results_need_the_token(client):
 
 # ------------------------------------------------------------------------------ concurrency and restarts
 
+
 @pytest.mark.timeout(120)
 def test_twenty_simultaneous_listeners_each_rating_stored_exactly_once(live, tones):
     url, store = live
@@ -326,7 +403,13 @@ def test_twenty_simultaneous_listeners_each_rating_stored_exactly_once(live, ton
         assert status == 201
         final = {}
         for n, clip_id in enumerate(state["clips"]):
-            body = full_rating(state["participant_id"], clip_id, harmony=1 + (k + n) % 5, overall=1 + k % 5, guess=["human", "machine", None][(k + n) % 3])
+            body = full_rating(
+                state["participant_id"],
+                clip_id,
+                harmony=1 + (k + n) % 5,
+                overall=1 + k % 5,
+                guess=["human", "machine", None][(k + n) % 3],
+            )
             assert call(f"{url}/api/ratings", "POST", body)[0] == 200
             final[clip_id] = body
         again = {**final[state["clips"][0]], "creativity": 1 + (k * 3) % 5}  # a second thought: an update
@@ -348,7 +431,10 @@ def test_twenty_simultaneous_listeners_each_rating_stored_exactly_once(live, ton
 def _start_server(folder: Path) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "musicrnn.listen.cli", "serve", str(folder), "port=0", f"token={TOKEN}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
     )
     line = process.stdout.readline()  # "musicrnn-listen: serving ... at http://127.0.0.1:PORT/"
     assert " at http://127.0.0.1:" in line, line
@@ -390,9 +476,16 @@ def test_a_killed_and_restarted_server_has_lost_no_rating(tones):
 
 STATS_CLIPS = {"m1": "model", "m2": "model", "b1": "bach", "b2": "bach"}
 STATS_RATINGS = [  # (participant, clip, harmony, creativity, coherence, overall, guess)
-    ("p1", "m1", 4, 3, 5, 4, "machine"), ("p1", "m2", 5, 2, 4, 4, "human"), ("p1", "b1", 3, 4, 4, 5, "human"), ("p1", "b2", 4, 4, 5, 5, "human"),
-    ("p2", "m1", 2, 2, 3, 2, "machine"), ("p2", "m2", 3, 1, 2, 2, "machine"), ("p2", "b1", 5, 5, 5, 5, None), ("p2", "b2", 4, 3, 4, 4, "machine"),
-    ("p3", "m1", 1, 2, 2, 1, None), ("p3", "b1", 4, 4, 3, 4, "machine"),  # p3 stopped after two clips
+    ("p1", "m1", 4, 3, 5, 4, "machine"),
+    ("p1", "m2", 5, 2, 4, 4, "human"),
+    ("p1", "b1", 3, 4, 4, 5, "human"),
+    ("p1", "b2", 4, 4, 5, 5, "human"),
+    ("p2", "m1", 2, 2, 3, 2, "machine"),
+    ("p2", "m2", 3, 1, 2, 2, "machine"),
+    ("p2", "b1", 5, 5, 5, 5, None),
+    ("p2", "b2", 4, 3, 4, 4, "machine"),
+    ("p3", "m1", 1, 2, 2, 1, None),
+    ("p3", "b1", 4, 4, 3, 4, "machine"),  # p3 stopped after two clips
 ]
 T_975 = {2: 4.302652730, 4: 2.776445105}  # Student t quantiles from a table
 

@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import write_piece
+
 from musicrnn.evaluation.audio import audio_unavailable_reason
 from musicrnn.listen import stats
 from musicrnn.listen.server import create_app, running
@@ -30,8 +30,12 @@ except ImportError:  # pragma: no cover - depends on the environment
     sync_playwright = None
 
 pytestmark = [
-    pytest.mark.skipif(sync_playwright is None, reason="the playwright package is not installed (pip install -e '.[test]')"),
-    pytest.mark.skipif(CHROMIUM is None, reason="no chromium to drive (apt-get install chromium, or set MUSICRNN_CHROMIUM)"),
+    pytest.mark.skipif(
+        sync_playwright is None, reason="the playwright package is not installed (pip install -e '.[test]')"
+    ),
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="no chromium to drive (apt-get install chromium, or set MUSICRNN_CHROMIUM)"
+    ),
     pytest.mark.skipif(audio_unavailable_reason() is not None, reason=str(audio_unavailable_reason())),
     pytest.mark.timeout(120),
 ]
@@ -43,7 +47,11 @@ def study(tmp_path_factory):
     for k in range(2):
         write_piece(root / "generated" / f"sample{k}.mid", seed=k, num_bars=1, with_drums=False)
         write_piece(root / "references" / f"chorale{k}.mid", seed=10 + k, num_bars=1, with_drums=False)
-    return make_study({"generated": [str(root / "generated")], "references": [str(root / "references")]}, root / "study", clip_seconds=2.0)
+    return make_study(
+        {"generated": [str(root / "generated")], "references": [str(root / "references")]},
+        root / "study",
+        clip_seconds=2.0,
+    )
 
 
 @pytest.fixture
@@ -56,7 +64,9 @@ def server(study, tmp_path):
 @pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--autoplay-policy=no-user-gesture-required"])
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--autoplay-policy=no-user-gesture-required"]
+        )
         yield browser
         browser.close()
 

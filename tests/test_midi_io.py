@@ -8,8 +8,8 @@ import miditoolkit
 import mido
 import numpy as np
 import pytest
-
 from conftest import require_shared, shared_data_dir, write_piece
+
 from musicrnn.errors import MidiReadError
 from musicrnn.midi_io import MidiLimits, find_midi_files, read_midi, write_midi
 
@@ -158,7 +158,10 @@ TRACK_1 = 14  # the first track chunk's offset in a file with the standard 6-byt
         (lambda d: _patch(d, 4, struct.pack(">I", 0xFFFFFFFF)), "header claims 4294967295 bytes but the file has"),
         (lambda d: _patch(d, 10, struct.pack(">H", 0)), "header declares 0 tracks"),
         (lambda d: _patch(d, 10, struct.pack(">H", 0xFFFF)), "header declares -1 tracks"),
-        (lambda d: _patch(d, 10, struct.pack(">H", 9)), "header declares 9 tracks but the file holds 4 (truncated file)"),
+        (
+            lambda d: _patch(d, 10, struct.pack(">H", 9)),
+            "header declares 9 tracks but the file holds 4 (truncated file)",
+        ),
         (lambda d: _patch(d, 12, b"\x00\x00"), "ticks per beat is 0"),
         (lambda d: _patch(d, 12, b"\xe7\x28"), "SMPTE time division"),
         (lambda d: _patch(d, TRACK_1 + 4, struct.pack(">I", 2**30)), "track 1 claims 1073741824 bytes but"),
@@ -166,8 +169,21 @@ TRACK_1 = 14  # the first track chunk's offset in a file with the standard 6-byt
         (lambda d: _patch(d, TRACK_1, b"Junk"), "found a b'Junk' chunk where track 1 should be"),
         (lambda d: d[:-5], "truncated file"),
     ],
-    ids=["short", "magic", "header-0", "header-4G", "no-tracks", "tracks-negative", "tracks-missing", "tpb-0",
-         "smpte", "track-2^30", "track-empty", "junk-chunk", "cut"],
+    ids=[
+        "short",
+        "magic",
+        "header-0",
+        "header-4G",
+        "no-tracks",
+        "tracks-negative",
+        "tracks-missing",
+        "tpb-0",
+        "smpte",
+        "track-2^30",
+        "track-empty",
+        "junk-chunk",
+        "cut",
+    ],
 )
 def test_broken_structure_is_named_before_any_event_is_parsed(tmp_path, mutate, reason):
     data = write_piece(tmp_path / "good.mid", seed=1, num_bars=2).read_bytes()
@@ -197,7 +213,10 @@ def _mido_file(tmp_path: Path, messages: list, ticks_per_beat: int = 480, name: 
 
 
 def _note(pitch: int = 60, at: int = 0, length: int = 480) -> list:
-    return [mido.Message("note_on", note=pitch, velocity=80, time=at), mido.Message("note_off", note=pitch, velocity=0, time=length)]
+    return [
+        mido.Message("note_on", note=pitch, velocity=80, time=at),
+        mido.Message("note_off", note=pitch, velocity=0, time=length),
+    ]
 
 
 def _tempo(microseconds: int, at: int = 0) -> mido.MetaMessage:

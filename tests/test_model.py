@@ -60,7 +60,9 @@ def test_train_positions_choose_which_targets_count():
     assert torch.equal(every._step(batch, "train")["pitch_target"], batch[:, 1:, 0].reshape(-1).long())
 
 
-@pytest.mark.parametrize("bad", [{"train_positions": "middle"}, {"time_unit": "bars"}, {"learning_rate": 0}, {"dropout": 1.5}])
+@pytest.mark.parametrize(
+    "bad", [{"train_positions": "middle"}, {"time_unit": "bars"}, {"learning_rate": 0}, {"dropout": 1.5}]
+)
 def test_bad_model_settings_are_refused(bad):
     with pytest.raises(ValueError, match=str(next(iter(bad.values())))):
         NoteLSTMModule(**bad)

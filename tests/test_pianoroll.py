@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-
 from conftest import require_shared, write_corpus, write_piece
+
 from musicrnn.callbacks import PianoRollMetrics
 from musicrnn.data import PianoRollDataset, PianoRollMidiDataModule, PianoRollPickleDataModule, load_pianoroll_pickle
 from musicrnn.data.pianoroll_data import pad_rolls
@@ -55,7 +55,9 @@ def test_quantised_file_round_trips_exactly_through_the_roll(tmp_path):
     original = read_midi(write_quantised(tmp_path / "q.mid"))
     roll = notes_to_pianoroll(original, steps_per_quarter=4)
     assert roll.shape[1] == 88 and 64 <= len(roll) <= 67 and roll.sum(axis=1).max() == 4
-    back = read_midi(write_midi(pianoroll_to_notes(roll, steps_per_quarter=4), tmp_path / "back.mid", time_unit="beats"))
+    back = read_midi(
+        write_midi(pianoroll_to_notes(roll, steps_per_quarter=4), tmp_path / "back.mid", time_unit="beats")
+    )
     key = lambda n: sorted(zip(n["pitch"].tolist(), n["start_beat"].tolist(), n["end_beat"].tolist()))  # noqa: E731
     assert key(back) == key(original)
 
@@ -75,7 +77,9 @@ def test_abutting_notes_of_one_pitch_merge_into_one_held_note(tmp_path):
     inst.notes = [miditoolkit.Note(90, 60, 0, 4), miditoolkit.Note(90, 60, 4, 8), miditoolkit.Note(90, 64, 12, 13)]
     midi.instruments = [inst]
     midi.dump(str(tmp_path / "m.mid"))
-    notes = pianoroll_to_notes(notes_to_pianoroll(read_midi(tmp_path / "m.mid"), steps_per_quarter=4), steps_per_quarter=4)
+    notes = pianoroll_to_notes(
+        notes_to_pianoroll(read_midi(tmp_path / "m.mid"), steps_per_quarter=4), steps_per_quarter=4
+    )
     assert notes["pitch"].tolist() == [60, 64]
     assert notes["start_beat"].tolist() == [0.0, 3.0] and notes["end_beat"].tolist() == [2.0, 3.25]
 
@@ -236,8 +240,14 @@ def _constant_module(logits: torch.Tensor, **kwargs) -> PianoRollModule:
 
 
 def _test_metrics(module, datamodule) -> dict[str, float]:
-    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, callbacks=[PianoRollMetrics()])
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[PianoRollMetrics()],
+    )
     trainer.test(module, datamodule=datamodule, verbose=False)
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
@@ -275,9 +285,18 @@ def test_frame_nll_weighs_every_frame_once_and_accuracy_sums_counts(tmp_path):
 def test_model_learns_a_tiny_midi_corpus(tmp_path, cell):
     corpus = write_corpus(tmp_path / "corpus", num_pieces=12, num_bars=8)
     datamodule = PianoRollMidiDataModule(str(corpus), seq_len=16, batch_size=8, steps_per_quarter=2)
-    module = PianoRollModule(hidden_size=64, num_layers=1, dropout=0.0, cell=cell, learning_rate=0.02, steps_per_quarter=2)
-    trainer = pl.Trainer(accelerator="cpu", max_epochs=40, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=[PianoRollMetrics()])
+    module = PianoRollModule(
+        hidden_size=64, num_layers=1, dropout=0.0, cell=cell, learning_rate=0.02, steps_per_quarter=2
+    )
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=40,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[PianoRollMetrics()],
+    )
     trainer.fit(module, datamodule=datamodule)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     assert metrics["val/frame_nll"] < metrics["val/unigram_frame_nll"]
@@ -303,8 +322,14 @@ def test_training_starts_from_the_keys_log_odds_and_a_resumed_run_keeps_its_bias
     corpus = write_corpus(tmp_path / "corpus", num_pieces=12, num_bars=4)
     datamodule = PianoRollMidiDataModule(str(corpus), seq_len=16, batch_size=8, steps_per_quarter=2)
     module = PianoRollModule(hidden_size=8, num_layers=1, learning_rate=1e-9, steps_per_quarter=2)
-    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(module, datamodule=datamodule)
     p = np.clip(datamodule.key_frequencies(), 1e-4, 1 - 1e-4)
     assert np.allclose(module.net.head.bias.detach().numpy(), np.log(p / (1 - p)), atol=1e-4)  # lr ~ 0: unchanged
@@ -312,8 +337,14 @@ def test_training_starts_from_the_keys_log_odds_and_a_resumed_run_keeps_its_bias
         module.net.head.bias.fill_(3.0)
     trainer.save_checkpoint(tmp_path / "edited.ckpt")
     resumed = PianoRollModule(hidden_size=8, num_layers=1, learning_rate=1e-9, steps_per_quarter=2)
-    pl.Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
-               enable_checkpointing=False).fit(resumed, datamodule=datamodule, ckpt_path=tmp_path / "edited.ckpt")
+    pl.Trainer(
+        accelerator="cpu",
+        max_epochs=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    ).fit(resumed, datamodule=datamodule, ckpt_path=tmp_path / "edited.ckpt")
     assert torch.allclose(resumed.net.head.bias, torch.full((88,), 3.0), atol=1e-4)
 
 
@@ -327,8 +358,14 @@ def test_ema_checkpoint_is_tested_with_its_averaged_weights(tmp_path):
     datamodule = PianoRollMidiDataModule(str(corpus), seq_len=16, batch_size=4, steps_per_quarter=2)
     module = PianoRollModule(hidden_size=16, num_layers=1, learning_rate=0.02, steps_per_quarter=2)
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="best", monitor="val/loss")
-    trainer = pl.Trainer(accelerator="cpu", max_epochs=3, logger=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[checkpoint, EMAWeights(decay=0.9), PianoRollMetrics()])
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=3,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[checkpoint, EMAWeights(decay=0.9), PianoRollMetrics()],
+    )
     trainer.fit(module, datamodule=datamodule)
     trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path, verbose=False)
     tested = float(trainer.callback_metrics["test/frame_nll"])

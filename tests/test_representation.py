@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import numpy as np
-
 from conftest import write_piece
+
 from musicrnn.midi_io import read_midi
 from musicrnn.representation import DURATION, PITCH, STEP, events_to_notes, notes_to_events
 

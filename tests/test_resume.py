@@ -3,7 +3,6 @@ resumes it to the same weights as a run that was never stopped (CPU, fixed seed)
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import signal
@@ -14,15 +13,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_cli import cli, train_args
 
 from musicrnn.checkpoint_io import read_checkpoint
-from test_cli import cli, train_args
 
 pytestmark = pytest.mark.slow
 
 EPOCHS = 6
 # No sample logger, logger or final test/sample: only training, which is what is compared.
-QUIET = ["logger=none", "~callbacks.sample_logger", "~callbacks.early_stopping", "test=false", "sample.num_notes=0", "seed=7"]
+QUIET = [
+    "logger=none",
+    "~callbacks.sample_logger",
+    "~callbacks.early_stopping",
+    "test=false",
+    "sample.num_notes=0",
+    "seed=7",
+]
 RUN = [f"trainer.max_epochs={EPOCHS}", *QUIET]
 # A run that cannot end on its own within the test, so that every planned kill lands on a live process.
 ENDLESS = ["trainer.max_epochs=100000", *QUIET]
@@ -61,7 +67,9 @@ def test_sigkill_then_ckpt_path_last_ends_with_the_same_weights_as_an_unstopped_
     (straight,) = (tmp_path / "straight").glob("train/runs/*/checkpoints/last.ckpt")
 
     logs = tmp_path / "killed"
-    process = subprocess.Popen(train_command(session_corpus, logs), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        train_command(session_corpus, logs), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
     def two_epochs_saved() -> bool:
         last = [p for p in checkpoints(logs) if p.name == "last.ckpt"]
@@ -79,7 +87,9 @@ def test_sigkill_then_ckpt_path_last_ends_with_the_same_weights_as_an_unstopped_
     assert resumed["epoch"] == expected["epoch"] == EPOCHS - 1
     for name, tensor in expected["state_dict"].items():
         assert torch.equal(resumed["state_dict"][name], tensor), f"{name} differs after resuming"
-    for (key, value), other in zip(expected["optimizer_states"][0]["state"].items(), resumed["optimizer_states"][0]["state"].values()):
+    for (key, value), other in zip(
+        expected["optimizer_states"][0]["state"].items(), resumed["optimizer_states"][0]["state"].values()
+    ):
         assert torch.equal(value["exp_avg"], other["exp_avg"]), f"optimizer state {key} differs after resuming"
 
 
@@ -89,8 +99,12 @@ def test_checkpoints_stay_readable_whenever_the_process_is_killed(session_corpus
     rng = random.Random(0)
     logs = tmp_path / "logs"
     for attempt in range(3):
-        process = subprocess.Popen(train_command(session_corpus, logs, run=ENDLESS), cwd=tmp_path,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            train_command(session_corpus, logs, run=ENDLESS),
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         # Wait for the first checkpoint of this run, then kill at a random moment in the next ~2 s, while
         # it goes on writing one checkpoint an epoch.
         before = set(checkpoints(logs))

@@ -51,17 +51,29 @@ def test_bad_primer_is_refused():
         generate_events(_net(), np.zeros((0, 3)), 5)
 
 
-@pytest.mark.parametrize("config", [
-    NoteLSTMConfig(hidden_size=128, num_layers=3, dropout=0.3, dense_size=256),  # the seed paper's model
-    NoteLSTMConfig(hidden_size=64, num_layers=2, dense_size=0, pitch_embedding_dim=16, timing_input="log", timing_head="categorical"),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        NoteLSTMConfig(hidden_size=128, num_layers=3, dropout=0.3, dense_size=256),  # the seed paper's model
+        NoteLSTMConfig(
+            hidden_size=64,
+            num_layers=2,
+            dense_size=0,
+            pitch_embedding_dim=16,
+            timing_input="log",
+            timing_head="categorical",
+        ),
+    ],
+)
 def test_the_fast_stepper_generates_the_same_notes_as_the_network_itself(config, monkeypatch):
     """NoteStepper (fused weights) against the straightforward loop (the network's own forward for every
     note): same seed, same pitches, timing equal to float rounding."""
     torch.manual_seed(0)
     net = NoteLSTM(config).eval()
     rng = np.random.default_rng(0)
-    primer = np.stack([rng.integers(48, 80, 30), rng.choice([0.0, 0.25, 0.5], 30), rng.choice([0.25, 0.5, 1.0], 30)], 1).astype(np.float32)
+    primer = np.stack(
+        [rng.integers(48, 80, 30), rng.choice([0.0, 0.25, 0.5], 30), rng.choice([0.25, 0.5, 1.0], 30)], 1
+    ).astype(np.float32)
     fast = generate_events(net, primer, 200, num_samples=3, temperature=1.0, seed=11, compiled=False)
     monkeypatch.setattr(NoteLSTM, "stepper", lambda network: network)  # the network's own forward for every note
     plain = generate_events(net, primer, 200, num_samples=3, temperature=1.0, seed=11, compiled=False)
@@ -78,10 +90,13 @@ def test_the_fast_stepper_generates_the_same_notes_as_the_network_itself(config,
     torch.testing.assert_close(fused_state[1], reference_state[1], atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("config", [
-    NoteLSTMConfig(hidden_size=128, num_layers=3, dropout=0.3, dense_size=256),  # the seed paper's model
-    NoteLSTMConfig(hidden_size=32, num_layers=1, dense_size=0, pitch_embedding_dim=8, timing_input="log"),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        NoteLSTMConfig(hidden_size=128, num_layers=3, dropout=0.3, dense_size=256),  # the seed paper's model
+        NoteLSTMConfig(hidden_size=32, num_layers=1, dense_size=0, pitch_embedding_dim=8, timing_input="log"),
+    ],
+)
 @pytest.mark.parametrize("temperature", [1.0, 0.0])
 def test_the_compiled_loop_generates_the_same_notes_as_the_network_itself(config, temperature, monkeypatch):
     """The Numba loop (compiled_sampling) against the straightforward one (the network's own forward for
@@ -92,7 +107,9 @@ def test_the_compiled_loop_generates_the_same_notes_as_the_network_itself(config
     net = NoteLSTM(config).eval()
     assert compiled_sampling.supports(net, None, None)
     rng = np.random.default_rng(1)
-    primer = np.stack([rng.integers(48, 80, 25), rng.choice([0.0, 0.25, 0.5], 25), rng.choice([0.25, 0.5, 1.0], 25)], 1).astype(np.float32)
+    primer = np.stack(
+        [rng.integers(48, 80, 25), rng.choice([0.0, 0.25, 0.5], 25), rng.choice([0.25, 0.5, 1.0], 25)], 1
+    ).astype(np.float32)
     compiled = generate_events(net, primer, 300, num_samples=4, temperature=temperature, seed=5)
     monkeypatch.setattr(NoteLSTM, "stepper", lambda network: network)
     plain = generate_events(net, primer, 300, num_samples=4, temperature=temperature, seed=5, compiled=False)

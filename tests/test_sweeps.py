@@ -12,20 +12,30 @@ from pathlib import Path
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
 from test_cli import TINY_MODEL, cli
 
 pytestmark = pytest.mark.slow
 
-TINY = [*(t for t in TINY_MODEL if not t.startswith("model.num_layers=")), "model.num_layers=1", "trainer.max_epochs=1",
-        "trainer.limit_train_batches=4", "sample.num_notes=0"]
+TINY = [
+    *(t for t in TINY_MODEL if not t.startswith("model.num_layers=")),
+    "model.num_layers=1",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=4",
+    "sample.num_notes=0",
+]
 
 
 def args(corpus: Path, logs: Path, *extra: str) -> list[str]:
     """The tiny run's overrides; a key given in `extra` replaces the tiny setting (one value per key, as
     the sweepers want)."""
     keys = {e.split("=", 1)[0] for e in extra}
-    return ["data=midi_dir", f"data.path={corpus}", f"paths.log_dir={logs}", *(t for t in TINY if t.split("=", 1)[0] not in keys), *extra]
+    return [
+        "data=midi_dir",
+        f"data.path={corpus}",
+        f"paths.log_dir={logs}",
+        *(t for t in TINY if t.split("=", 1)[0] not in keys),
+        *extra,
+    ]
 
 
 def multirun_dir(logs: Path) -> Path:
@@ -46,11 +56,17 @@ def test_a_basic_multirun_reports_each_job_sorted_by_its_objective(session_corpu
     jobs = {}
     for job in ("0", "1"):
         summary = json.loads((folder / job / "metrics.json").read_text())
-        assert summary["monitor"] == "val/loss" and math.isfinite(summary["objective"]) and Path(summary["best_checkpoint"]).is_file()
+        assert (
+            summary["monitor"] == "val/loss"
+            and math.isfinite(summary["objective"])
+            and Path(summary["best_checkpoint"]).is_file()
+        )
         jobs[job] = summary["objective"]
         events = EventAccumulator(str(folder / job / "tensorboard"))
         events.Reload()
-        assert events.Scalars("hp_metric")[-1].value == pytest.approx(summary["objective"])  # the HParams tab's objective
+        assert events.Scalars("hp_metric")[-1].value == pytest.approx(
+            summary["objective"]
+        )  # the HParams tab's objective
         assert summary["objective"] == pytest.approx(min(e.value for e in events.Scalars("val/loss")))  # the best epoch
 
     stdout, rows = report(folder, tmp_path)
@@ -85,7 +101,14 @@ def test_optuna_sweep_in_sqlite_resumes_from_its_storage(session_corpus, tmp_pat
 
 def test_joblib_runs_two_jobs_in_parallel_processes(session_corpus, tmp_path):
     logs = tmp_path / "logs"
-    result = cli("musicrnn-train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *args(session_corpus, logs, "seed=1,2"), cwd=tmp_path)
+    result = cli(
+        "musicrnn-train",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        *args(session_corpus, logs, "seed=1,2"),
+        cwd=tmp_path,
+    )
     assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
     folder = multirun_dir(logs)
     assert all((folder / job / "metrics.json").is_file() for job in ("0", "1"))
@@ -93,7 +116,14 @@ def test_joblib_runs_two_jobs_in_parallel_processes(session_corpus, tmp_path):
 
 def test_submitit_local_runs_a_job_as_a_cluster_would(session_corpus, tmp_path):
     logs = tmp_path / "logs"
-    cli("musicrnn-train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", *args(session_corpus, logs, "seed=1"), cwd=tmp_path)
+    cli(
+        "musicrnn-train",
+        "-m",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        *args(session_corpus, logs, "seed=1"),
+        cwd=tmp_path,
+    )
     folder = multirun_dir(logs)
     assert json.loads((folder / "0" / "metrics.json").read_text())["objective"] > 0
     assert any((folder / ".submitit").rglob("*_result.pkl"))  # submitit ran it as a job of its own
@@ -106,10 +136,21 @@ def test_ddp_on_cpu_shards_the_data_over_two_processes(session_corpus, tmp_path)
     from musicrnn.conf_dir import CONFIG_DIR
 
     run = tmp_path / "run"
-    overrides = args(session_corpus, tmp_path / "logs", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-                     "trainer.max_epochs=2", "trainer.limit_train_batches=null", "data.batch_size=8")
+    overrides = args(
+        session_corpus,
+        tmp_path / "logs",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=null",
+        "data.batch_size=8",
+    )
     result = cli("musicrnn-train", *overrides, f"hydra.run.dir={run}", cwd=tmp_path)
-    assert "Starting with 2 processes" in result.stdout + result.stderr and "distributed_backend=gloo" in result.stdout + result.stderr
+    assert (
+        "Starting with 2 processes" in result.stdout + result.stderr
+        and "distributed_backend=gloo" in result.stdout + result.stderr
+    )
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[o for o in overrides if not o.startswith("trainer")])
@@ -126,17 +167,29 @@ def test_ddp_on_cpu_shards_the_data_over_two_processes(session_corpus, tmp_path)
 
 def test_a_diverging_trial_gets_the_worst_objective_and_the_sweep_goes_on(session_corpus, tmp_path):
     logs = tmp_path / "logs"
-    result = cli("musicrnn-train", "-m", *args(session_corpus, logs, "model.learning_rate=inf,0.002", "trainer.max_epochs=3"), cwd=tmp_path)
-    assert "the run diverged (val/loss is not finite): its objective is inf; no test and no sample" in result.stdout + result.stderr
+    result = cli(
+        "musicrnn-train",
+        "-m",
+        *args(session_corpus, logs, "model.learning_rate=inf,0.002", "trainer.max_epochs=3"),
+        cwd=tmp_path,
+    )
+    assert (
+        "the run diverged (val/loss is not finite): its objective is inf; no test and no sample"
+        in result.stdout + result.stderr
+    )
     folder = multirun_dir(logs)
     diverged = json.loads((folder / "0" / "metrics.json").read_text())  # strict JSON: non-finite values are null
     assert diverged["diverged"] and diverged["objective"] is None and diverged["best_checkpoint"] == ""
     assert not any(name.startswith("test/") for name in diverged["metrics"])  # not tested
     assert diverged["epochs"] == 1  # early stopping's check_finite ended it after the first non-finite epoch
     _, rows = report(folder, tmp_path)
-    assert [row["job"] for row in rows] == ["1", "0"] and rows[1]["status"] == "diverged" and rows[1]["objective"] == "inf"
+    assert (
+        [row["job"] for row in rows] == ["1", "0"] and rows[1]["status"] == "diverged" and rows[1]["objective"] == "inf"
+    )
 
 
 def test_sweep_report_on_a_folder_without_jobs_is_one_line(tmp_path):
     result = subprocess.run(["musicrnn-sweep-report", str(tmp_path)], capture_output=True, text=True)
-    assert result.returncode == 1 and result.stderr.strip().startswith(f"musicrnn-sweep-report: error: {tmp_path}: no job folders (*/.hydra/overrides.yaml) here")
+    assert result.returncode == 1 and result.stderr.strip().startswith(
+        f"musicrnn-sweep-report: error: {tmp_path}: no job folders (*/.hydra/overrides.yaml) here"
+    )

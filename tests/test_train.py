@@ -16,10 +16,21 @@ def _cfg(corpus, out, seed):
         return compose(
             "train",
             overrides=[
-                "data=midi_dir", f"data.path={corpus}", f"paths.output_dir={out}", f"seed={seed}",
-                "model.hidden_size=16", "model.num_layers=2", "model.dense_size=16", "data.seq_len=16",
-                "data.batch_size=16", "data.transpose=3", "trainer.max_epochs=2", "trainer.accelerator=cpu",
-                "trainer.enable_progress_bar=false", "sample.num_notes=10", "logger=none",
+                "data=midi_dir",
+                f"data.path={corpus}",
+                f"paths.output_dir={out}",
+                f"seed={seed}",
+                "model.hidden_size=16",
+                "model.num_layers=2",
+                "model.dense_size=16",
+                "data.seq_len=16",
+                "data.batch_size=16",
+                "data.transpose=3",
+                "trainer.max_epochs=2",
+                "trainer.accelerator=cpu",
+                "trainer.enable_progress_bar=false",
+                "sample.num_notes=10",
+                "logger=none",
             ],
         )
 

@@ -37,12 +37,23 @@ def run_one(name: str, kwargs: dict, in_process: bool = False) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs, measures nothing")
-    parser.add_argument("--out", type=Path, help="where the JSON goes (default: experiments/benchmarks/results.json, "
-                        "the published table's; with --quick: experiments/benchmarks/results-quick.json, untracked)")
-    parser.add_argument("--corpus", help="a MIDI folder for the training measurements (default: the built-in Bach chorales)")
-    parser.add_argument("--pop909", default=os.environ.get("MUSICRNN_POP909"),
-                        help="the POP909 folder for data preparation (default: $MUSICRNN_POP909; without it those rows are left out)")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes: checks that everything runs, measures nothing"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where the JSON goes (default: experiments/benchmarks/results.json, "
+        "the published table's; with --quick: experiments/benchmarks/results-quick.json, untracked)",
+    )
+    parser.add_argument(
+        "--corpus", help="a MIDI folder for the training measurements (default: the built-in Bach chorales)"
+    )
+    parser.add_argument(
+        "--pop909",
+        default=os.environ.get("MUSICRNN_POP909"),
+        help="the POP909 folder for data preparation (default: $MUSICRNN_POP909; without it those rows are left out)",
+    )
     args = parser.parse_args()
     args.out = args.out or Path("experiments/benchmarks", "results-quick.json" if args.quick else "results.json")
 
@@ -58,8 +69,9 @@ def main() -> None:
     results["ensemble_generation"] = run_one("ensemble_generation", common, in_process=args.quick)
     if args.pop909 and Path(args.pop909).is_dir():
         for workers in (1, 2):
-            results[f"data_preparation_{workers}"] = run_one("data_preparation", {"corpus": args.pop909, "workers": workers},
-                                                             in_process=args.quick)
+            results[f"data_preparation_{workers}"] = run_one(
+                "data_preparation", {"corpus": args.pop909, "workers": workers}, in_process=args.quick
+            )
 
     rows = table(results, lstm_flops_per_step())
     results["table"] = rows
@@ -76,7 +88,11 @@ def table(r: dict, flops_per_step: float) -> list[dict]:
     gen, ens = r["generation"], r["ensemble_generation"]
     rows = [
         ("training: plain PyTorch loop (time steps/s)", plain["plain_steps_per_s"], None),
-        ("training: musicrnn DataModule + LightningModule + Trainer (time steps/s)", lightning["lightning_steps_per_s"], None),
+        (
+            "training: musicrnn DataModule + LightningModule + Trainer (time steps/s)",
+            lightning["lightning_steps_per_s"],
+            None,
+        ),
         ("training: musicrnn / plain", lightning["lightning_steps_per_s"] / plain["plain_steps_per_s"], (">=", 0.97)),
         ("training: share of step time waiting for data", lightning["data_wait_fraction"], ("<=", 0.05)),
         ("fp32 matmul peak (GFLOP/s)", peak / 1e9, None),
@@ -85,7 +101,11 @@ def table(r: dict, flops_per_step: float) -> list[dict]:
         ("generation, batch 1: musicrnn, compiled loop (notes/s)", gen["carried_notes_per_s_b1"], (">=", 10_000)),
         ("generation, batch 1: musicrnn, torch loop (notes/s)", gen["torch_loop_notes_per_s_b1"], None),
         ("generation, batch 1: window re-run, the tutorial (notes/s)", gen["window_notes_per_s_b1"], None),
-        ("generation, batch 16: musicrnn, compiled loop (notes/s, total)", gen["carried_notes_per_s_b16"], (">=", 100_000)),
+        (
+            "generation, batch 16: musicrnn, compiled loop (notes/s, total)",
+            gen["carried_notes_per_s_b16"],
+            (">=", 100_000),
+        ),
         ("generation, batch 16: musicrnn, torch loop (notes/s, total)", gen["torch_loop_notes_per_s_b16"], None),
         ("generation, batch 16: window re-run (notes/s, total)", gen["window_notes_per_s_b16"], None),
         ("ensemble generation, compiled loop: time of K=5 / one model", ens["compiled_ensemble5_ratio"], ("<=", 2.0)),
@@ -112,15 +132,21 @@ def table(r: dict, flops_per_step: float) -> list[dict]:
         if target and not r["quick"]:  # tiny sizes measure nothing: no verdict
             op, bound = target
             met = {">=": value >= bound, "<=": value <= bound, "<": value < bound}[op]
-        out.append({"measurement": name, "value": value, "target": f"{target[0]} {target[1]:g}" if target else "", "met": met})
+        out.append(
+            {"measurement": name, "value": value, "target": f"{target[0]} {target[1]:g}" if target else "", "met": met}
+        )
     return out
 
 
 def markdown(r: dict, rows: list[dict]) -> str:
     m = r["machine"]
-    lines = [f"{m['cpu']}, {m['cpu_count']} cores, torch {m['torch']} ({m['torch_threads']} threads), Python {m['python']}"
-             + (" — QUICK: tiny sizes, not measurements" if r["quick"] else ""), "",
-             "| measurement | value | target | met |", "|---|---|---|---|"]
+    lines = [
+        f"{m['cpu']}, {m['cpu_count']} cores, torch {m['torch']} ({m['torch_threads']} threads), Python {m['python']}"
+        + (" — QUICK: tiny sizes, not measurements" if r["quick"] else ""),
+        "",
+        "| measurement | value | target | met |",
+        "|---|---|---|---|",
+    ]
     for row in rows:
         value = row["value"]
         text = f"{value:,.0f}" if value >= 100 else f"{value:.3f}"

@@ -1,7 +1,7 @@
 """The measurements behind "what limits it" in experiments/benchmarks/README.md, re-runnable:
 
-    python -m experiments.benchmarks.profiles lstm         # the training step: as the paper has it, no dropout, no oneDNN
-    python -m experiments.benchmarks.profiles generation   # one compiled generation step at batch 8 and 16, part by part
+python -m experiments.benchmarks.profiles lstm         # the training step: as the paper has it, no dropout, no oneDNN
+python -m experiments.benchmarks.profiles generation   # one compiled generation step at batch 8 and 16, part by part
 """
 
 from __future__ import annotations
@@ -83,11 +83,19 @@ def generation_parts(batch: int = 16, repeats: int = 2000) -> dict[str, float]:
     blocks = tuple(column_blocks(w) for w in ws)
     biases = tuple(f32(n) for _, n in shapes)
     outs = tuple(np.empty((batch, n), np.float32) for _, n in shapes)
-    gates, h, c, logits = f32(batch, 512), np.zeros((batch, 128), np.float32), np.zeros((batch, 128), np.float32), f32(batch, 128)
+    gates, h, c, logits = (
+        f32(batch, 512),
+        np.zeros((batch, 128), np.float32),
+        np.zeros((batch, 128), np.float32),
+        f32(batch, 128),
+    )
     timings = {}
-    for name, run in (("products, one BLAS call each", lambda n: whole_products(xs, ws, n)),
-                      ("products, 8 rows x column blocks (the loop)", lambda n: block_products(xs, blocks, biases, outs, n)),
-                      ("LSTM cells", lambda n: cells(gates, h, c, n)), ("sampling", lambda n: sampling(logits, n))):
+    for name, run in (
+        ("products, one BLAS call each", lambda n: whole_products(xs, ws, n)),
+        ("products, 8 rows x column blocks (the loop)", lambda n: block_products(xs, blocks, biases, outs, n)),
+        ("LSTM cells", lambda n: cells(gates, h, c, n)),
+        ("sampling", lambda n: sampling(logits, n)),
+    ):
         run(1)
         started = time.perf_counter()
         run(repeats)
@@ -104,7 +112,9 @@ def main() -> None:
     if what in ("lstm", "all"):
         for variant in ("as_paper", "no_dropout", "no_onednn"):  # each in its own process: oneDNN is a global switch
             code = f"from experiments.benchmarks.profiles import lstm_steps_per_second as f; print(f({variant!r}))"
-            rate = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+            rate = float(
+                subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+            )
             print(f"training step, {variant}: {rate:,.0f} time steps/s")
     if what in ("generation", "all"):
         for batch in (8, 16):

@@ -7,15 +7,14 @@ Times are medians over repeats after a warm-up.
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -45,10 +44,25 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> f
 
 
 def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    return {"cpu": model, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version()}
+    model = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    return {
+        "cpu": model,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def matmul_peak(quick: bool = False) -> dict:
@@ -104,7 +118,7 @@ def plain_training(corpus: str | None = None, quick: bool = False) -> dict:
     net = NoteLSTM(SEED_MODEL)
     optimizer = torch.optim.Adam(net.parameters(), lr=5e-3)
     steps = 4 if quick else 40
-    batches = [windows[(i * BATCH) % max(1, len(windows) - BATCH):][:BATCH] for i in range(steps + 5)]
+    batches = [windows[(i * BATCH) % max(1, len(windows) - BATCH) :][:BATCH] for i in range(steps + 5)]
 
     def run(batch_list):
         for batch in batch_list:
@@ -159,11 +173,17 @@ def lightning_training(corpus: str | None = None, quick: bool = False) -> dict:
                 self.steps += 1
                 self.step_seconds += self.batch_end - self.batch_start
 
-    overrides = ["model=seed_paper", "trainer.max_epochs=1000", f"+trainer.max_steps={warmup + steps}",
-                 "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false", f"data.batch_size={BATCH}",
-                 # max_steps can end training mid-epoch, before any validation: no val/loss to stop on yet.
-                 "+callbacks.early_stopping.strict=false"]
-    overrides += [f"data=midi_dir", f"data.path={corpus}"] if corpus else []
+    overrides = [
+        "model=seed_paper",
+        "trainer.max_epochs=1000",
+        f"+trainer.max_steps={warmup + steps}",
+        "trainer.limit_val_batches=1",
+        "trainer.enable_progress_bar=false",
+        f"data.batch_size={BATCH}",
+        # max_steps can end training mid-epoch, before any validation: no val/loss to stop on yet.
+        "+callbacks.early_stopping.strict=false",
+    ]
+    overrides += ["data=midi_dir", f"data.path={corpus}"] if corpus else []
     overrides += ["data.seq_len=16"] if quick else []
     with tempfile.TemporaryDirectory() as out, initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[*overrides, f"paths.output_dir={out}"])
@@ -176,8 +196,12 @@ def lightning_training(corpus: str | None = None, quick: bool = False) -> dict:
         trainer.fit(model, datamodule=datamodule)
     seconds = clock.step_seconds + clock.data_wait
     seq_len = cfg.data.seq_len
-    return {"lightning_steps_per_s": clock.steps * BATCH * seq_len / seconds, "lightning_seconds": seconds,
-            "data_wait_fraction": clock.data_wait / seconds, "measured_steps": clock.steps}
+    return {
+        "lightning_steps_per_s": clock.steps * BATCH * seq_len / seconds,
+        "lightning_seconds": seconds,
+        "data_wait_fraction": clock.data_wait / seconds,
+        "measured_steps": clock.steps,
+    }
 
 
 def generation(quick: bool = False) -> dict:
@@ -196,7 +220,9 @@ def generation(quick: bool = False) -> dict:
     for batch in (1, 16):
         seconds = median_seconds(lambda: generate_events(net, primer, notes, num_samples=batch, seed=0), repeats)
         results[f"carried_notes_per_s_b{batch}"] = batch * notes / seconds
-        seconds = median_seconds(lambda: generate_events(net, primer, notes, num_samples=batch, seed=0, compiled=False), repeats)
+        seconds = median_seconds(
+            lambda: generate_events(net, primer, notes, num_samples=batch, seed=0, compiled=False), repeats
+        )
         results[f"torch_loop_notes_per_s_b{batch}"] = batch * notes / seconds
         seconds = median_seconds(lambda: window_rerun(net, primer, notes, batch), repeats)
         results[f"window_notes_per_s_b{batch}"] = batch * notes / seconds
@@ -204,7 +230,9 @@ def generation(quick: bool = False) -> dict:
 
 
 @torch.no_grad()
-def window_rerun(net: NoteLSTM, primer: np.ndarray, num_notes: int, batch: int, temperature: float = 1.0) -> torch.Tensor:
+def window_rerun(
+    net: NoteLSTM, primer: np.ndarray, num_notes: int, batch: int, temperature: float = 1.0
+) -> torch.Tensor:
     """The tutorial's generator: every note re-runs the last 25 notes from a zero state."""
     window = torch.from_numpy(primer).unsqueeze(0).expand(batch, -1, -1).contiguous()
     out = []
@@ -233,11 +261,21 @@ def ensemble_generation(quick: bool = False) -> dict:
     notes = 32 if quick else 256
     results = {}
     for compiled in (True, False):
-        single = median_seconds(lambda: generate_events(modules[0].net, primer, notes, seed=0, compiled=compiled), 2 if quick else 5)
-        five = median_seconds(lambda: generate_events(ensemble.net, primer, notes, seed=0, compiled=compiled), 2 if quick else 5)
+        single = median_seconds(
+            lambda: generate_events(modules[0].net, primer, notes, seed=0, compiled=compiled), 2 if quick else 5
+        )
+        five = median_seconds(
+            lambda: generate_events(ensemble.net, primer, notes, seed=0, compiled=compiled), 2 if quick else 5
+        )
         loop = "compiled" if compiled else "torch_loop"
-        results.update({f"{loop}_single_seconds": single, f"{loop}_ensemble5_seconds": five, f"{loop}_ensemble5_ratio": five / single,
-                        f"{loop}_ensemble5_notes_per_s": notes / five})
+        results.update(
+            {
+                f"{loop}_single_seconds": single,
+                f"{loop}_ensemble5_seconds": five,
+                f"{loop}_ensemble5_ratio": five / single,
+                f"{loop}_ensemble5_notes_per_s": notes / five,
+            }
+        )
     return results
 
 
@@ -250,7 +288,9 @@ def data_preparation(corpus: str, workers: int) -> dict:
         corpus_data = prepare_corpus(corpus, cache_dir=cache, num_workers=workers, progress=False)
         parse = time.perf_counter() - start
         files = len(corpus_data) + len(corpus_data.skipped)
-        reload = median_seconds(lambda: prepare_corpus(corpus, cache_dir=cache, num_workers=workers, progress=False), 3, warmup=0)
+        reload = median_seconds(
+            lambda: prepare_corpus(corpus, cache_dir=cache, num_workers=workers, progress=False), 3, warmup=0
+        )
     return {"files": files, "files_per_s": files / parse, "parse_seconds": parse, "reload_seconds": reload}
 
 

@@ -31,10 +31,16 @@ NOTE_COLUMNS = ["pitch_perplexity", "pitch_acc_top1", "pitch_acc_top5", "step_ms
 
 
 def test_metrics(module, datamodule, callback) -> dict[str, float]:
-    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, callbacks=[callback])
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[callback],
+    )
     trainer.test(module, datamodule=datamodule, verbose=False)
-    return {k[len("test/"):]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    return {k[len("test/") :]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
 
 
 def time_generation(module, steps: int, repeats: int = 3) -> float:
@@ -71,7 +77,12 @@ def main() -> None:
     mean = {c: statistics.mean(r[c] for _, r in rows) for c in columns}
     rows.append(("mean member", mean))
     for k in range(1, len(members) + 1):
-        rows.append((f"ensemble of the first {k}", test_metrics(ensemble_from_modules(members[:k]), datamodule, make_callback())))
+        rows.append(
+            (
+                f"ensemble of the first {k}",
+                test_metrics(ensemble_from_modules(members[:k]), datamodule, make_callback()),
+            )
+        )
     print("| model | " + " | ".join(f"test {c}" for c in columns) + " |")
     print("|---|" + "---|" * len(columns))
     for name, values in rows:

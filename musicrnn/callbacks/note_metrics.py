@@ -35,7 +35,9 @@ class _NoteScores(torch.nn.Module):
         self.duration_nll = MeanMetric()
         self.has_timing_nll = False
 
-    def update(self, logits, nll, target, step, step_target, duration, duration_target, step_nll=None, duration_nll=None) -> None:
+    def update(
+        self, logits, nll, target, step, step_target, duration, duration_target, step_nll=None, duration_nll=None
+    ) -> None:
         self.acc_top1.update(logits, target)
         self.acc_topk.update(logits, target)
         self.nll.update(nll)
@@ -85,7 +87,9 @@ class NoteMetrics(StageMetrics):
     - `bigram_*`: P(pitch | previous pitch), add-k smoothed, training-mean step and duration.
     """
 
-    def __init__(self, top_k: int = 5, baselines: bool = True, baseline_smoothing: float = 0.1, train_every_n_batches: int = 1):
+    def __init__(
+        self, top_k: int = 5, baselines: bool = True, baseline_smoothing: float = 0.1, train_every_n_batches: int = 1
+    ):
         super().__init__()
         if train_every_n_batches < 1:
             raise ValueError(f"train_every_n_batches must be >= 1, got {train_every_n_batches}")
@@ -107,20 +111,33 @@ class NoteMetrics(StageMetrics):
             stats = datamodule.train_statistics()
             k = self.baseline_smoothing
             self.baseline_log_probs = {
-                "unigram": torch.tensor(smoothed_log_probs(stats["pitch_counts"], k), dtype=torch.float32, device=device),
-                "bigram": torch.tensor(smoothed_log_probs(stats["bigram_counts"], k), dtype=torch.float32, device=device),
+                "unigram": torch.tensor(
+                    smoothed_log_probs(stats["pitch_counts"], k), dtype=torch.float32, device=device
+                ),
+                "bigram": torch.tensor(
+                    smoothed_log_probs(stats["bigram_counts"], k), dtype=torch.float32, device=device
+                ),
             }
             self.step_mean, self.duration_mean = stats["step_mean"], stats["duration_mean"]
             for split in ("val", "test"):
-                self.baseline_scores[split] = {name: _NoteScores(self.top_k).to(device) for name in self.baseline_log_probs}
+                self.baseline_scores[split] = {
+                    name: _NoteScores(self.top_k).to(device) for name in self.baseline_log_probs
+                }
 
     def update(self, split: str, trainer: pl.Trainer, outputs) -> None:
         if trainer.sanity_checking or not isinstance(outputs, dict) or "pitch_logits" not in outputs:
             return
         o = outputs
         self.scores[split].update(
-            o["pitch_logits"], o["pitch_nll"], o["pitch_target"], o["step"], o["step_target"], o["duration"],
-            o["duration_target"], o.get("step_nll"), o.get("duration_nll"),
+            o["pitch_logits"],
+            o["pitch_nll"],
+            o["pitch_target"],
+            o["step"],
+            o["step_target"],
+            o["duration"],
+            o["duration_target"],
+            o.get("step_nll"),
+            o.get("duration_nll"),
         )
         baselines = self.baseline_scores.get(split)
         if not baselines:  # training batches: no baselines, so no per-batch work for them

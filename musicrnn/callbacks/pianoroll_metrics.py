@@ -72,10 +72,17 @@ class PianoRollMetrics(StageMetrics):
         if self.baselines and datamodule is not None and hasattr(datamodule, "key_frequencies"):
             # Lightning has set the datamodule up before the callbacks, so its rolls are loaded.
             self.baseline_logits = key_log_odds(datamodule.key_frequencies()).to(pl_module.device)
-            self.baseline_scores = {s: _FrameScores(num_keys, self.threshold).to(pl_module.device) for s in ("val", "test")}
+            self.baseline_scores = {
+                s: _FrameScores(num_keys, self.threshold).to(pl_module.device) for s in ("val", "test")
+            }
 
     def update(self, split: str, trainer: pl.Trainer, outputs) -> None:
-        if trainer.sanity_checking or not isinstance(outputs, dict) or "frame_nll" not in outputs or split not in self.scores:
+        if (
+            trainer.sanity_checking
+            or not isinstance(outputs, dict)
+            or "frame_nll" not in outputs
+            or split not in self.scores
+        ):
             return
         target = outputs["frame_target"]
         self.scores[split].update(outputs["frame_nll"], torch.sigmoid(outputs["frame_logits"]), target)

@@ -25,8 +25,13 @@ def capture_random_state() -> dict[str, Any]:
     version, python_state, gauss_next = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-                  "has_gauss": int(has_gauss), "cached_gauss": float(cached_gauss)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gauss": float(cached_gauss),
+        },
         "python": {"version": version, "state": list(python_state), "gauss_next": gauss_next},
     }
     if torch.cuda.is_available():
@@ -37,8 +42,15 @@ def capture_random_state() -> dict[str, Any]:
 def restore_random_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     numpy_state = state["numpy"]
-    np.random.set_state((numpy_state["kind"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["position"],
-                         numpy_state["has_gauss"], numpy_state["cached_gauss"]))
+    np.random.set_state(
+        (
+            numpy_state["kind"],
+            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["position"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gauss"],
+        )
+    )
     python_state = state["python"]
     random.setstate((python_state["version"], tuple(python_state["state"]), python_state["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
@@ -49,9 +61,13 @@ class RandomStateCheckpoint(pl.Callback):
     """Saves torch's, NumPy's and Python's global random states in each checkpoint and restores them when
     training resumes from one."""
 
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         checkpoint[KEY] = capture_random_state()
 
-    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         if KEY in checkpoint:
             restore_random_state(checkpoint[KEY])

@@ -57,16 +57,24 @@ class SampleLogger(pl.Callback):
         epoch, step, writer = trainer.current_epoch, trainer.global_step, logger.experiment
         folder = Path(logger.log_dir) / "samples"
         paths = sample_checkpoint(
-            pl_module, folder / f"epoch{epoch:03d}.mid", primer_notes=0, primer_frames=0,
-            num_notes=self.num_notes, num_frames=self.num_frames, num_samples=self.num_samples,
-            temperature=self.temperature, seed=self.seed + epoch,  # its own generator: training's RNG is untouched
+            pl_module,
+            folder / f"epoch{epoch:03d}.mid",
+            primer_notes=0,
+            primer_frames=0,
+            num_notes=self.num_notes,
+            num_frames=self.num_frames,
+            num_samples=self.num_samples,
+            temperature=self.temperature,
+            seed=self.seed + epoch,  # its own generator: training's RNG is untouched
         )
         paths, pieces = read_samples(paths, level=logging.INFO)  # early in training a piano-roll sample may be silent
         if not pieces:
             return
         for name, value in novelty_summary(pieces, self._training_pieces).items():
             writer.add_scalar(f"samples/{name}", value, step)
-        writer.add_figure("samples/piano_roll", figures.piano_roll_figure(pieces[0], title=f"epoch {epoch}: sample 0"), step)
+        writer.add_figure(
+            "samples/piano_roll", figures.piano_roll_figure(pieces[0], title=f"epoch {epoch}: sample 0"), step
+        )
         writer.add_figure("samples/histograms", figures.histograms_figure(pieces, self._training_pieces), step)
         if self.audio:
             self._log_audio(writer, paths[0], step)

@@ -24,12 +24,13 @@ import sys
 import time
 import zipfile
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing import get_all_start_methods, get_context
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import BinaryIO, Callable, Sequence
+from typing import BinaryIO
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -194,11 +195,16 @@ def _load_if_intact(path: Path, key: str) -> PreparedCorpus | None:
         log.warning("cache %s not used (%s); rebuilding it", path, error)
         return None
     except Exception as error:  # any other unreadable cache is rebuilt too, never fatal
-        log.warning("cache %s not used (unreadable: %s: %s); rebuilding it", path, type(error).__name__, one_line(error))
+        log.warning(
+            "cache %s not used (unreadable: %s: %s); rebuilding it", path, type(error).__name__, one_line(error)
+        )
         return None
     log.info(
         "loaded prepared corpus from cache %s: %d pieces, %d notes; %d files skipped when it was built",
-        path, len(corpus), len(corpus.notes), len(corpus.skipped),
+        path,
+        len(corpus),
+        len(corpus.notes),
+        len(corpus.skipped),
     )
     return corpus
 
@@ -265,7 +271,9 @@ class _ParserPool:
     stopped (its worker killed and replaced) without losing any other file's result. A worker that dies
     (a crash, the kernel's out-of-memory killer) costs only the file it was parsing."""
 
-    def __init__(self, parse: Callable[[ReadJob], ParseResult], processes: int, timeout: float | None, memory_mb: int | None):
+    def __init__(
+        self, parse: Callable[[ReadJob], ParseResult], processes: int, timeout: float | None, memory_mb: int | None
+    ):
         self.parse = parse
         self.processes = processes
         self.timeout = timeout
@@ -380,7 +388,11 @@ def _process_count(num_workers: int | None, files: int) -> int:
 
 
 def _settings(
-    include_drums: bool, programs: tuple[int, ...] | None, sustain: bool, limits: MidiLimits, parse_timeout: float | None
+    include_drums: bool,
+    programs: tuple[int, ...] | None,
+    sustain: bool,
+    limits: MidiLimits,
+    parse_timeout: float | None,
 ) -> dict:
     """What the cache key records about how files are parsed. The later settings enter it only when they
     differ from their defaults, so that a cache built before a setting existed keeps its key."""
@@ -464,7 +476,11 @@ def prepare_corpus(
     )
     log.info(
         "prepared %d of %d MIDI files under %s: %d notes; skipped %d",
-        len(names), len(files), root, len(corpus.notes), len(skipped),
+        len(names),
+        len(files),
+        root,
+        len(corpus.notes),
+        len(skipped),
     )
     _note_timeouts(skipped, parse_timeout)
     if not names:
@@ -479,5 +495,7 @@ def _note_timeouts(skipped: list[tuple[str, str]], parse_timeout: float | None) 
     if slow:
         log.info(
             "%d files took longer than %g s to parse; the cache remembers them as skipped until the files or "
-            "parse_timeout change (raise it to keep them)", slow, parse_timeout,
+            "parse_timeout change (raise it to keep them)",
+            slow,
+            parse_timeout,
         )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pytorch_lightning as pl
@@ -148,7 +148,8 @@ class NoteSequenceDataModule(SplitLoaders, pl.LightningDataModule):
             self.datasets[split] = NoteWindowDataset(events, starts, self.seq_len, transpose)
         log.info(
             "windows of %d notes (stride %d): %s",
-            self.seq_len + 1, self.stride,
+            self.seq_len + 1,
+            self.stride,
             ", ".join(f"{s} {len(self.split_indices[s])} pieces / {len(self.datasets[s])} windows" for s in SPLITS),
         )
         if len(self.datasets["train"]) == 0:
@@ -209,4 +210,3 @@ class BachChoralesDataModule(NoteSequenceDataModule):
     def midi_root(self) -> Path:
         root = Path(self.path).expanduser() if self.path else self.cache_dir / "music21_bach_chorales"
         return extract_bach_chorales(root, num_workers=self.prepare_workers)
-

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pytorch_lightning as pl
@@ -22,7 +22,14 @@ from musicrnn.data.corpus import DEFAULT_PARSE_TIMEOUT, PreparedCorpus, default_
 from musicrnn.data.loaders import SplitLoaders
 from musicrnn.data.split import SPLITS, split_pieces
 from musicrnn.errors import MusicrnnError
-from musicrnn.pianoroll import PIANO_KEYS, PIANO_LOWEST_PITCH, check_key_range, notes_to_pianoroll, pianoroll_to_notes, pitch_lists_to_pianoroll
+from musicrnn.pianoroll import (
+    PIANO_KEYS,
+    PIANO_LOWEST_PITCH,
+    check_key_range,
+    notes_to_pianoroll,
+    pianoroll_to_notes,
+    pitch_lists_to_pianoroll,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +56,9 @@ def load_pianoroll_pickle(
         raise MusicrnnError(f"piano-roll pickle {path}: cannot be read ({type(error).__name__}: {error})") from None
     if not isinstance(data, dict) or not all(key in data for key in PICKLE_SPLITS.values()):
         found = sorted(data) if isinstance(data, dict) else type(data).__name__
-        raise MusicrnnError(f"piano-roll pickle {path}: expected a dict with keys 'train', 'valid', 'test', found {found}")
+        raise MusicrnnError(
+            f"piano-roll pickle {path}: expected a dict with keys 'train', 'valid', 'test', found {found}"
+        )
     rolls = {}
     for split, key in PICKLE_SPLITS.items():
         try:
@@ -152,7 +161,9 @@ class PianoRollDataModule(SplitLoaders, pl.LightningDataModule):
             transpose = self.transpose if split == "train" else 0
             self.datasets[split] = PianoRollDataset(self.rolls[split], self.seq_len, transpose)
         log.info(
-            "piano rolls (%d keys from MIDI %d, %s): %s", self.num_keys, self.lowest_pitch,
+            "piano rolls (%d keys from MIDI %d, %s): %s",
+            self.num_keys,
+            self.lowest_pitch,
             "whole pieces" if self.seq_len is None else f"windows of {self.seq_len + 1} frames",
             ", ".join(f"{s} {len(self.rolls[s])} pieces / {self.datasets[s].frames()} target frames" for s in SPLITS),
         )
@@ -167,7 +178,11 @@ class PianoRollDataModule(SplitLoaders, pl.LightningDataModule):
     def pieces(self, split: str) -> list[np.ndarray]:
         """The note arrays of one split's rolls (one held note per run of active frames), on the grid's beats."""
         self.setup()
-        return [pianoroll_to_notes(roll, self.steps_per_quarter, self.lowest_pitch) for roll in self.rolls[split] if np.any(roll)]
+        return [
+            pianoroll_to_notes(roll, self.steps_per_quarter, self.lowest_pitch)
+            for roll in self.rolls[split]
+            if np.any(roll)
+        ]
 
     def primer_rolls(self) -> list[np.ndarray]:
         """The first `primer_frames` frames of up to `num_primers` held-out (test) pieces, for generation."""
@@ -228,8 +243,12 @@ class PianoRollMidiDataModule(PianoRollDataModule):
         if not self.path:
             raise MusicrnnError("data.path is not set: point it at a folder of MIDI files (data.path=/my/midis)")
         corpus = prepare_corpus(
-            Path(self.path).expanduser(), cache_dir=self.cache_dir, include_drums=self.include_drums,
-            programs=self.programs, sustain=self.sustain, num_workers=self.prepare_workers,
+            Path(self.path).expanduser(),
+            cache_dir=self.cache_dir,
+            include_drums=self.include_drums,
+            programs=self.programs,
+            sustain=self.sustain,
+            num_workers=self.prepare_workers,
             parse_timeout=self.parse_timeout,
         )
         indices = split_pieces(corpus.names, self.val_fraction, self.test_fraction)
@@ -241,9 +260,15 @@ class PianoRollMidiDataModule(PianoRollDataModule):
         rolls = []
         for i in indices:
             try:
-                rolls.append(notes_to_pianoroll(
-                    corpus.piece(i), self.steps_per_quarter, self.lowest_pitch, self.num_keys, max_frames=self.max_frames
-                ))
+                rolls.append(
+                    notes_to_pianoroll(
+                        corpus.piece(i),
+                        self.steps_per_quarter,
+                        self.lowest_pitch,
+                        self.num_keys,
+                        max_frames=self.max_frames,
+                    )
+                )
             except ValueError as error:
                 reason = f"{error} (data.max_frames; steps_per_quarter={self.steps_per_quarter})"
                 log.warning("skipped %s for piano rolls: %s", corpus.names[i], reason)

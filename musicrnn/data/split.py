@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -33,7 +33,9 @@ def split_pieces(
     and one that stops applying as soon as the corpus is large enough.
     """
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError(f"need 0 <= val_fraction, test_fraction and their sum < 1; got {val_fraction}, {test_fraction}")
+        raise ValueError(
+            f"need 0 <= val_fraction, test_fraction and their sum < 1; got {val_fraction}, {test_fraction}"
+        )
     u = np.array([_unit_hash(n, salt) for n in names])
     split = np.full(len(names), 0)
     split[u < test_fraction + val_fraction] = 1
@@ -44,6 +46,9 @@ def split_pieces(
             borrowed = train[np.argmin(u[train])]
             split[borrowed] = code
             log.warning(
-                "corpus of %d pieces is too small for a hashed %s split; using %s", len(names), SPLITS[code], names[borrowed]
+                "corpus of %d pieces is too small for a hashed %s split; using %s",
+                len(names),
+                SPLITS[code],
+                names[borrowed],
             )
     return {name: np.flatnonzero(split == code) for code, name in enumerate(SPLITS)}

@@ -45,7 +45,13 @@ def audio_unavailable_reason() -> str | None:
     return None
 
 
-def render_wav(midi_path: str | os.PathLike, wav_path: str | os.PathLike | None = None, *, sample_rate: int = SAMPLE_RATE, gain: float = 0.6) -> Path:
+def render_wav(
+    midi_path: str | os.PathLike,
+    wav_path: str | os.PathLike | None = None,
+    *,
+    sample_rate: int = SAMPLE_RATE,
+    gain: float = 0.6,
+) -> Path:
     """Render one MIDI file to a 16-bit stereo WAV (default: beside it). Raises AudioUnavailable."""
     reason = audio_unavailable_reason()
     if reason:
@@ -54,13 +60,24 @@ def render_wav(midi_path: str | os.PathLike, wav_path: str | os.PathLike | None 
     wav_path = Path(wav_path) if wav_path else midi_path.with_suffix(".wav")
     wav_path.parent.mkdir(parents=True, exist_ok=True)
     command = [
-        "fluidsynth", "-ni", "-q", "-g", str(gain), "-r", str(sample_rate), "-F", str(wav_path),
-        str(find_soundfont()), str(midi_path),
+        "fluidsynth",
+        "-ni",
+        "-q",
+        "-g",
+        str(gain),
+        "-r",
+        str(sample_rate),
+        "-F",
+        str(wav_path),
+        str(find_soundfont()),
+        str(midi_path),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if result.returncode != 0 or not wav_path.is_file() or wav_path.stat().st_size <= 44:
         detail = (result.stderr or result.stdout).strip().splitlines()
-        raise AudioUnavailable(f"{midi_path}: fluidsynth failed ({detail[-1] if detail else f'exit {result.returncode}'})")
+        raise AudioUnavailable(
+            f"{midi_path}: fluidsynth failed ({detail[-1] if detail else f'exit {result.returncode}'})"
+        )
     return wav_path
 
 

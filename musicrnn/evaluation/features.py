@@ -61,10 +61,12 @@ def time_histogram(values: np.ndarray) -> np.ndarray:
 def novelty_features(notes: np.ndarray) -> np.ndarray:
     """The piece's feature vector for novelty: its pitch, pitch-class, interval, step and duration
     histograms, each normalised to sum 1, side by side (128 + 12 + 25 + 14 + 14 = 193 values)."""
-    return np.concatenate([
-        pitch_histogram(notes),
-        pitch_class_histogram(notes),
-        interval_histogram(notes),
-        time_histogram(steps(notes)),
-        time_histogram(durations(notes)),
-    ])
+    return np.concatenate(
+        [
+            pitch_histogram(notes),
+            pitch_class_histogram(notes),
+            interval_histogram(notes),
+            time_histogram(steps(notes)),
+            time_histogram(durations(notes)),
+        ]
+    )

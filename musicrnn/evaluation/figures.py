@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -15,8 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from musicrnn.evaluation.features import TIME_BIN_EDGES, TIME_BIN_LABELS, durations, ordered, steps  # noqa: E402
 from musicrnn.errors import MusicrnnError  # noqa: E402
+from musicrnn.evaluation.features import TIME_BIN_EDGES, TIME_BIN_LABELS, durations, ordered, steps  # noqa: E402
 
 
 def piano_roll_figure(notes: np.ndarray, count: int | None = None, title: str = "") -> plt.Figure:
@@ -25,7 +25,9 @@ def piano_roll_figure(notes: np.ndarray, count: int | None = None, title: str = 
     notes = ordered(notes)[:count] if count else ordered(notes)
     figure, axes = plt.subplots(figsize=(12 if count is None else 8, 4))
     start, end = notes["start_beat"], notes["end_beat"]
-    axes.plot(np.stack([start, end]), np.stack([notes["pitch"], notes["pitch"]]), color="tab:blue", linewidth=2.5, marker="|")
+    axes.plot(
+        np.stack([start, end]), np.stack([notes["pitch"], notes["pitch"]]), color="tab:blue", linewidth=2.5, marker="|"
+    )
     axes.set_xlabel("time (beats)")
     axes.set_ylabel("pitch (MIDI)")
     axes.set_title(title or (f"first {len(notes)} notes" if count else f"whole track ({len(notes)} notes)"))
@@ -52,7 +54,10 @@ def histograms_figure(
 
     pitches = [gather(s, lambda p: p["pitch"].astype(np.float64)) for s in (generated, training)]
     _density(axes[0], pitches, np.arange(0, 129) - 0.5, labels)
-    axes[0].set_xlim(min((p.min() for p in pitches if len(p)), default=0) - 2, max((p.max() for p in pitches if len(p)), default=127) + 2)
+    axes[0].set_xlim(
+        min((p.min() for p in pitches if len(p)), default=0) - 2,
+        max((p.max() for p in pitches if len(p)), default=127) + 2,
+    )
     axes[0].set_title("pitch")
     axes[0].set_xlabel("MIDI pitch")
     for ax, name, fn in ((axes[1], "step", steps), (axes[2], "duration", durations)):

@@ -7,7 +7,7 @@ scale_consistency is the same rate for the best-fitting major or minor scale, so
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -15,9 +15,17 @@ RESOLUTION = 24  # time steps per beat: sixteenths and triplets land on the grid
 BEATS_PER_MEASURE = 4  # groove consistency compares 4/4 bars (what write_midi writes)
 
 METRICS = (
-    "pitch_range", "n_pitches_used", "n_pitch_classes_used", "polyphony", "polyphony_rate",
-    "pitch_in_scale_rate", "scale_consistency", "pitch_entropy", "pitch_class_entropy",
-    "empty_beat_rate", "groove_consistency",
+    "pitch_range",
+    "n_pitches_used",
+    "n_pitch_classes_used",
+    "polyphony",
+    "polyphony_rate",
+    "pitch_in_scale_rate",
+    "scale_consistency",
+    "pitch_entropy",
+    "pitch_class_entropy",
+    "empty_beat_rate",
+    "groove_consistency",
 )
 
 
@@ -26,10 +34,12 @@ def to_muspy(notes: np.ndarray):
 
     start = np.rint(notes["start_beat"] * RESOLUTION).astype(np.int64)
     length = np.maximum(np.rint(notes["end_beat"] * RESOLUTION).astype(np.int64) - start, 1)
-    track = muspy.Track(notes=[
-        muspy.Note(time=int(t), pitch=int(p), duration=int(d), velocity=int(v))
-        for t, p, d, v in zip(start, notes["pitch"], length, notes["velocity"])
-    ])
+    track = muspy.Track(
+        notes=[
+            muspy.Note(time=int(t), pitch=int(p), duration=int(d), velocity=int(v))
+            for t, p, d, v in zip(start, notes["pitch"], length, notes["velocity"])
+        ]
+    )
     return muspy.Music(resolution=RESOLUTION, tracks=[track])
 
 

@@ -13,8 +13,8 @@ by copied n-grams.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -31,6 +31,7 @@ def feature_matrix(pieces: Sequence[np.ndarray]) -> np.ndarray:
 def nearest_similarity(generated: np.ndarray, training: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each row of `generated` (features), the cosine similarity to the most similar row of
     `training`, and that row's index."""
+
     def unit(rows: np.ndarray) -> np.ndarray:
         norms = np.linalg.norm(rows, axis=1, keepdims=True)
         return rows / np.where(norms > 0, norms, 1.0)
@@ -96,7 +97,9 @@ def longest_true_run(flags: np.ndarray) -> int:
     return int((edges[1::2] - edges[::2]).max())
 
 
-def novelty_summary(generated: Sequence[np.ndarray], training: Sequence[np.ndarray], n: int = NGRAM) -> dict[str, float]:
+def novelty_summary(
+    generated: Sequence[np.ndarray], training: Sequence[np.ndarray], n: int = NGRAM
+) -> dict[str, float]:
     """The numbers the report and the sampling callback show, over a set of generated pieces."""
     similarity, _ = nearest_similarity(feature_matrix(generated), feature_matrix(training))
     index = NgramIndex(training, n)

@@ -27,8 +27,10 @@ def markdown_report(results: dict) -> str:
     setup = results["setup"]
     lines = ["# musicrnn evaluation", ""]
     lines += [f"- checkpoint: {', '.join(f'`{c}`' for c in setup['checkpoints'])}"]
-    lines += [f"- data: `{setup['data']}` ({setup['training_pieces']} training pieces, {setup['held_out_pieces']} held-out pieces: "
-              f"the {' and '.join(setup['held_out_splits'])} split{'s' if len(setup['held_out_splits']) > 1 else ''})"]
+    lines += [
+        f"- data: `{setup['data']}` ({setup['training_pieces']} training pieces, {setup['held_out_pieces']} held-out pieces: "
+        f"the {' and '.join(setup['held_out_splits'])} split{'s' if len(setup['held_out_splits']) > 1 else ''})"
+    ]
     lines += [
         f"- samples: {setup['samples_written']} of {setup['num_samples']} requested, {setup['length']} {setup['length_unit']} each "
         f"(temperature {setup['temperature']}, seed {setup['seed']}), primed with {setup['num_primers']} held-out pieces",
@@ -67,7 +69,9 @@ def markdown_report(results: dict) -> str:
     ]
     for name in METRICS:
         g, r = musical["generated"][name], musical["held_out"][name]
-        lines.append(f"| {name} | {_fmt(g['mean'], 3)} ± {_fmt(g['std'], 3)} | {_fmt(r['mean'], 3)} ± {_fmt(r['std'], 3)} |")
+        lines.append(
+            f"| {name} | {_fmt(g['mean'], 3)} ± {_fmt(g['std'], 3)} | {_fmt(r['mean'], 3)} ± {_fmt(r['std'], 3)} |"
+        )
     lines.append("")
 
     lines += [
@@ -82,12 +86,17 @@ def markdown_report(results: dict) -> str:
     if not results["yang_lerch"]:
         lines.append("| (needs at least 2 held-out pieces) | | | | |")
     for name, row in results["yang_lerch"].items():
-        lines.append(f"| {name} | {_fmt(row['overlap_area'], 3)} | {_fmt(row['kl_divergence'], 3)} | {_fmt(row['intra_real_mean'], 3)} | {_fmt(row['inter_mean'], 3)} |")
+        lines.append(
+            f"| {name} | {_fmt(row['overlap_area'], 3)} | {_fmt(row['kl_divergence'], 3)} | {_fmt(row['intra_real_mean'], 3)} | {_fmt(row['inter_mean'], 3)} |"
+        )
     lines.append("")
 
     lines += ["## Figures", ""]
     if len(setup["checkpoints"]) > 1:
-        lines += ["(No loss curves for an ensemble: its members' runs have their own, `musicrnn-plot run_dir=...`.)", ""]
+        lines += [
+            "(No loss curves for an ensemble: its members' runs have their own, `musicrnn-plot run_dir=...`.)",
+            "",
+        ]
     for title, figure in results["figures"].items():
         lines += [f"### {title}", "", f"![{title}]({figure})", ""]
     lines += ["## Samples", ""]
@@ -96,7 +105,10 @@ def markdown_report(results: dict) -> str:
         lines += [f"{audio['unavailable']}.", ""]
     for midi in results["samples"][: max(len(audio.get("wav", [])), 4)]:
         wav = Path(midi).with_suffix(".wav")
-        lines.append(f"- [{Path(midi).name}]({midi})" + (f" · [{wav.name}]({wav.as_posix()})" if wav.as_posix() in audio.get("wav", []) else ""))
+        lines.append(
+            f"- [{Path(midi).name}]({midi})"
+            + (f" · [{wav.name}]({wav.as_posix()})" if wav.as_posix() in audio.get("wav", []) else "")
+        )
     if len(results["samples"]) > 4:
         lines.append(f"- ... {len(results['samples'])} MIDI files in `samples/`")
     lines.append("")

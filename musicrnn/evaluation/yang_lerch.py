@@ -11,7 +11,7 @@ sit among themselves) and the KL divergence KL(p_intra || p_inter) (0 is best), 
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -69,7 +69,9 @@ def overlap_and_kl(intra: np.ndarray, inter: np.ndarray, points: int = 1000) -> 
 def yang_lerch(real: Sequence[np.ndarray], generated: Sequence[np.ndarray]) -> dict[str, dict[str, float]]:
     """{feature: {"overlap_area", "kl_divergence", "intra_real_mean", "inter_mean"}} for the two sets."""
     if len(real) < 2 or len(generated) < 1:
-        raise ValueError(f"Yang & Lerch needs >= 2 real and >= 1 generated pieces, got {len(real)} and {len(generated)}")
+        raise ValueError(
+            f"Yang & Lerch needs >= 2 real and >= 1 generated pieces, got {len(real)} and {len(generated)}"
+        )
     results = {}
     for name, feature in FEATURES.items():
         a = np.stack([feature(p) for p in real])

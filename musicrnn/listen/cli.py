@@ -49,7 +49,9 @@ class _OneLineParser(argparse.ArgumentParser):
         raise SystemExit(1)
 
 
-def parse_settings(pairs: list[str], allowed: tuple[str, ...], *, systems: bool = False) -> tuple[dict[str, str], dict[str, list[str]]]:
+def parse_settings(
+    pairs: list[str], allowed: tuple[str, ...], *, systems: bool = False
+) -> tuple[dict[str, str], dict[str, list[str]]]:
     """(settings, systems) from key=value words; with `systems`, system keys collect their values."""
     settings: dict[str, str] = {}
     named: dict[str, list[str]] = {}
@@ -107,7 +109,9 @@ def make_study_command(pairs: list[str]) -> None:
         seed=_number(settings, "seed", int, 0),
         ask_human_or_machine=_flag(settings, "ask_human_or_machine", True),
     )
-    counts = ", ".join(f"{s.name} {sum(c.system == s.name for c in study.clips)}{' (human)' if s.human else ''}" for s in study.systems)
+    counts = ", ".join(
+        f"{s.name} {sum(c.system == s.name for c in study.clips)}{' (human)' if s.human else ''}" for s in study.systems
+    )
     print(f"{COMMAND}: wrote {len(study.clips)} clips ({counts}) to {study.folder}")
     print(f"{COMMAND}: next: {COMMAND} serve {study.folder}")
 
@@ -142,7 +146,9 @@ def results_command(folder: str, pairs: list[str]) -> None:
     summaries, identifications = stats.summarize(study, ratings), stats.identification(study, ratings)
     out = Path(settings.get("out") or study.folder / "results")
     out.mkdir(parents=True, exist_ok=True)
-    text = report.markdown(summaries, identifications, participants=len({r.participant_id for r in ratings}), clips=len(study.clips))
+    text = report.markdown(
+        summaries, identifications, participants=len({r.participant_id for r in ratings}), clips=len(study.clips)
+    )
     (out / "results.md").write_text(text)
     report.write_csv(summaries, identifications, out / "results.csv")
     report.write_chart(summaries, out / "results.png")
@@ -151,17 +157,31 @@ def results_command(folder: str, pairs: list[str]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog=COMMAND, description="Blind listening studies: rendered clips, a rating page, the Average Listener Rating.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{make-study,serve,results}", parser_class=_OneLineParser)
-    make = commands.add_parser("make-study", help="render MIDI clips of named systems into a study folder",
-                               description=MAKE_STUDY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _OneLineParser(
+        prog=COMMAND, description="Blind listening studies: rendered clips, a rating page, the Average Listener Rating."
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{make-study,serve,results}", parser_class=_OneLineParser
+    )
+    make = commands.add_parser(
+        "make-study",
+        help="render MIDI clips of named systems into a study folder",
+        description=MAKE_STUDY_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     make.add_argument("settings", nargs="*", metavar="key=value")
-    serve = commands.add_parser("serve", help="serve the rating page (prints the results token)",
-                                description="Serve the study's rating page; settings: host=127.0.0.1 port=8000 (0: any free port) threads=8 token=(default: random, printed)")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the rating page (prints the results token)",
+        description="Serve the study's rating page; settings: host=127.0.0.1 port=8000 (0: any free port) threads=8 token=(default: random, printed)",
+    )
     serve.add_argument("study")
     serve.add_argument("settings", nargs="*", metavar="key=value")
-    results = commands.add_parser("results", help="print and write the ratings' statistics",
-                                  description="Print the results table and write results.md, results.csv and results.png to out= (default STUDY/results)")
+    results = commands.add_parser(
+        "results",
+        help="print and write the ratings' statistics",
+        description="Print the results table and write results.md, results.csv and results.png to out= (default STUDY/results)",
+    )
     results.add_argument("study")
     results.add_argument("settings", nargs="*", metavar="key=value")
     return parser

@@ -37,7 +37,14 @@ def read_clip_notes(source: str | os.PathLike) -> np.ndarray:
     return read_midi(source, include_drums=True, sustain=True)
 
 
-def render_clip(notes: np.ndarray, midi_path: str | os.PathLike, wav_path: str | os.PathLike, *, seconds: float, program: int | None = None) -> float:
+def render_clip(
+    notes: np.ndarray,
+    midi_path: str | os.PathLike,
+    wav_path: str | os.PathLike,
+    *,
+    seconds: float,
+    program: int | None = None,
+) -> float:
     """Cut `notes` to `seconds`, write the cut as `midi_path` and render it to `wav_path`; returns the
     clip's length in seconds (the synthesiser's release tail included). Raises AudioUnavailable.
 

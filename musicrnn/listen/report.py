@@ -14,8 +14,8 @@ CI_NOTE = (
     "95% CI (ratings) treats every rating as independent; 95% CI (listeners) takes each listener's mean "
     "as one observation (t interval over listeners), which allows for lenient and strict listeners and is "
     "the one to quote. Neither allows for clip effects, and with few ratings a t interval can reach past "
-    "the 1-5 scale (it is not clipped). Identification: share of \"human or machine?\" "
-    "answers that were right (Wilson 95% interval); \"not sure\" is not counted."
+    'the 1-5 scale (it is not clipped). Identification: share of "human or machine?" '
+    'answers that were right (Wilson 95% interval); "not sure" is not counted.'
 )
 
 
@@ -31,7 +31,9 @@ def _percent(value: float) -> str:
     return "–" if math.isnan(value) else f"{100 * value:.0f}%"
 
 
-def markdown(summaries: list[AspectSummary], identifications: list[Identification], *, participants: int, clips: int) -> str:
+def markdown(
+    summaries: list[AspectSummary], identifications: list[Identification], *, participants: int, clips: int
+) -> str:
     lines = [
         "# Listening study: Average Listener Rating",
         "",
@@ -66,16 +68,42 @@ def write_csv(summaries: list[AspectSummary], identifications: list[Identificati
     path = Path(path)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow([
-            "system", "human", "aspect", "mean", "ci95_low", "ci95_high", "listener_ci95_low", "listener_ci95_high",
-            "ratings", "listeners", f"share_ge_{GOOD}", "identification_answers", "identification_rate",
-        ])
+        writer.writerow(
+            [
+                "system",
+                "human",
+                "aspect",
+                "mean",
+                "ci95_low",
+                "ci95_high",
+                "listener_ci95_low",
+                "listener_ci95_high",
+                "ratings",
+                "listeners",
+                f"share_ge_{GOOD}",
+                "identification_answers",
+                "identification_rate",
+            ]
+        )
         for s in summaries:
             i = by_system[s.system]
-            writer.writerow([
-                s.system, i.human, s.aspect, s.mean, s.ci_low, s.ci_high, s.listener_ci_low, s.listener_ci_high,
-                s.ratings, s.listeners, s.share_good, i.answers, i.rate,
-            ])
+            writer.writerow(
+                [
+                    s.system,
+                    i.human,
+                    s.aspect,
+                    s.mean,
+                    s.ci_low,
+                    s.ci_high,
+                    s.listener_ci_low,
+                    s.listener_ci_high,
+                    s.ratings,
+                    s.listeners,
+                    s.share_good,
+                    i.answers,
+                    i.rate,
+                ]
+            )
     return path
 
 
@@ -94,7 +122,9 @@ def write_chart(summaries: list[AspectSummary], path: str | os.PathLike) -> Path
     for k, system in enumerate(systems):
         rows = {s.aspect: s for s in summaries if s.system == system}
         means = np.array([rows[a].mean for a in ASPECTS])
-        errors = np.array([[rows[a].mean - rows[a].ci_low for a in ASPECTS], [rows[a].ci_high - rows[a].mean for a in ASPECTS]])
+        errors = np.array(
+            [[rows[a].mean - rows[a].ci_low for a in ASPECTS], [rows[a].ci_high - rows[a].mean for a in ASPECTS]]
+        )
         x = np.arange(len(ASPECTS)) + (k - (len(systems) - 1) / 2) * width
         axes.bar(x, np.nan_to_num(means), width, yerr=np.nan_to_num(errors), capsize=3, label=system)
     axes.set_xticks(np.arange(len(ASPECTS)), ASPECTS)

@@ -16,10 +16,10 @@ import hmac
 import os
 import secrets
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Iterator
 
 from flask import Flask, jsonify, render_template, request, send_file
 from werkzeug.exceptions import HTTPException
@@ -66,14 +66,17 @@ def create_app(study: Study, store: RatingStore, *, results_token: str, max_body
     @app.get("/")
     def page():
         return render_template(
-            "index.html", study_id=study.study_id, total=len(clip_ids), aspects=ASPECTS,
-            ask_guess=study.ask_human_or_machine, clip_seconds=study.clip_seconds,
+            "index.html",
+            study_id=study.study_id,
+            total=len(clip_ids),
+            aspects=ASPECTS,
+            ask_guess=study.ask_human_or_machine,
+            clip_seconds=study.clip_seconds,
         )
 
     def participant_state(participant_id: str, order: list[str]) -> dict:
         rated = {
-            r.clip_id: {**{a: r.score(a) for a in ASPECTS}, "guess": r.guess}
-            for r in store.ratings(participant_id)
+            r.clip_id: {**{a: r.score(a) for a in ASPECTS}, "guess": r.guess} for r in store.ratings(participant_id)
         }
         return {"participant_id": participant_id, "clips": order, "rated": rated, "total": len(order)}
 
@@ -106,7 +109,13 @@ def create_app(study: Study, store: RatingStore, *, results_token: str, max_body
         clip = study.clip(clip_id)
         if clip is None:
             return error("no such clip", 404)
-        return send_file(study_folder / clip.audio, mimetype="audio/wav", conditional=True, download_name=f"{clip.id}.wav", max_age=3600)
+        return send_file(
+            study_folder / clip.audio,
+            mimetype="audio/wav",
+            conditional=True,
+            download_name=f"{clip.id}.wav",
+            max_age=3600,
+        )
 
     def token_refusal():
         given = request.args.get("token") or request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
@@ -156,7 +165,9 @@ def bind(app: Flask, *, host: str = "127.0.0.1", port: int = 8000, threads: int 
 
     try:
         # waitress reads a whole body before Flask sees it: cap it too, so a huge upload is refused early.
-        return create_server(app, host=host, port=port, threads=threads, max_request_body_size=1024 * 1024, ident="musicrnn-listen")
+        return create_server(
+            app, host=host, port=port, threads=threads, max_request_body_size=1024 * 1024, ident="musicrnn-listen"
+        )
     except OSError as error:
         raise MusicrnnError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
 
@@ -188,7 +199,15 @@ def running(app: Flask, *, host: str = "127.0.0.1", port: int = 0, threads: int 
         server.task_dispatcher.shutdown()
 
 
-def serve(folder: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8000, threads: int = 8, token: str | None = None, announce: Callable[[str], None] = print) -> None:
+def serve(
+    folder: str | os.PathLike,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    threads: int = 8,
+    token: str | None = None,
+    announce: Callable[[str], None] = print,
+) -> None:
     """Serve a study until interrupted, announcing the page's and the results' addresses."""
     study = Study.load(folder)
     store = RatingStore(study.database)

@@ -83,12 +83,20 @@ def summarize(study: Study, ratings: list[Rating]) -> list[AspectSummary]:
                 per_listener[r.participant_id].append(r.score(aspect))
             mean, low, high = mean_ci(scores)
             _, listener_low, listener_high = mean_ci([np.mean(v) for v in per_listener.values()])
-            rows.append(AspectSummary(
-                system=system.name, aspect=aspect, mean=mean, ci_low=low, ci_high=high,
-                listener_ci_low=listener_low, listener_ci_high=listener_high,
-                ratings=len(scores), listeners=len(per_listener),
-                share_good=float((scores >= GOOD).mean()) if len(scores) else math.nan,
-            ))
+            rows.append(
+                AspectSummary(
+                    system=system.name,
+                    aspect=aspect,
+                    mean=mean,
+                    ci_low=low,
+                    ci_high=high,
+                    listener_ci_low=listener_low,
+                    listener_ci_high=listener_high,
+                    ratings=len(scores),
+                    listeners=len(per_listener),
+                    share_good=float((scores >= GOOD).mean()) if len(scores) else math.nan,
+                )
+            )
     return rows
 
 

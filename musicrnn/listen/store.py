@@ -12,11 +12,11 @@ import json
 import os
 import secrets
 import sqlite3
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 ASPECTS = ("harmony", "creativity", "coherence", "overall")
 GUESSES = ("human", "machine")
@@ -108,7 +108,9 @@ class RatingStore:
                 " updated_at = excluded.updated_at, revisions = revisions + 1",
                 (*values, now, now),
             )
-            (rated,) = db.execute("SELECT COUNT(*) FROM ratings WHERE participant_id = ?", (rating.participant_id,)).fetchone()
+            (rated,) = db.execute(
+                "SELECT COUNT(*) FROM ratings WHERE participant_id = ?", (rating.participant_id,)
+            ).fetchone()
         return rated
 
     def ratings(self, participant_id: str | None = None) -> list[Rating]:

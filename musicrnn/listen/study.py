@@ -1,9 +1,9 @@
 """A listening study on disk: named systems of MIDI files, cut and rendered to clips with opaque ids.
 
-    STUDY/study.json       what was rendered from what (read by `serve` and `results`; never served)
-    STUDY/audio/<id>.wav   the clips the page plays, addressed only by their opaque id
-    STUDY/midi/<id>.mid    the cut MIDI each clip was rendered from
-    STUDY/ratings.sqlite   the listeners' ratings (written by `serve`)
+STUDY/study.json       what was rendered from what (read by `serve` and `results`; never served)
+STUDY/audio/<id>.wav   the clips the page plays, addressed only by their opaque id
+STUDY/midi/<id>.mid    the cut MIDI each clip was rendered from
+STUDY/ratings.sqlite   the listeners' ratings (written by `serve`)
 """
 
 from __future__ import annotations
@@ -74,13 +74,15 @@ class Study:
         return next(system for system in self.systems if system.name == name)
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> "Study":
+    def load(cls, folder: str | os.PathLike) -> Study:
         folder = Path(folder)
         path = folder / STUDY_FILE
         if not folder.is_dir():
             raise MusicrnnError(f"study folder not found: {folder}")
         if not path.is_file():
-            raise MusicrnnError(f"{folder} is not a study (no {STUDY_FILE}): make one with musicrnn-listen make-study ... out={folder}")
+            raise MusicrnnError(
+                f"{folder} is not a study (no {STUDY_FILE}): make one with musicrnn-listen make-study ... out={folder}"
+            )
         try:
             raw = json.loads(path.read_text())
             study = cls(
@@ -95,7 +97,9 @@ class Study:
             raise MusicrnnError(f"{path}: not a readable study description ({type(error).__name__}: {error})") from None
         missing = [clip.audio for clip in study.clips if not (folder / clip.audio).is_file()]
         if missing:
-            raise MusicrnnError(f"{folder}: {len(missing)} clip(s) listed in {STUDY_FILE} have no audio, e.g. {missing[0]}")
+            raise MusicrnnError(
+                f"{folder}: {len(missing)} clip(s) listed in {STUDY_FILE} have no audio, e.g. {missing[0]}"
+            )
         return study
 
     def save(self) -> Path:
@@ -152,7 +156,9 @@ def make_study(
     """
     out = Path(out)
     if not systems:
-        raise MusicrnnError("no systems given: make-study generated=DIR_OR_GLOB references=DIR_OR_GLOB (or system.NAME=...)")
+        raise MusicrnnError(
+            "no systems given: make-study generated=DIR_OR_GLOB references=DIR_OR_GLOB (or system.NAME=...)"
+        )
     for name in systems:
         if not SYSTEM_NAME.match(name):
             raise MusicrnnError(f"system name {name!r}: use letters, digits, '_' and '-'")
@@ -184,7 +190,13 @@ def make_study(
             clips = []
             for (name, source), piece in notes.items():
                 clip_id = ids.pop()
-                seconds = render_clip(piece, scratch / "midi" / f"{clip_id}.mid", scratch / "audio" / f"{clip_id}.wav", seconds=clip_seconds, program=program)
+                seconds = render_clip(
+                    piece,
+                    scratch / "midi" / f"{clip_id}.mid",
+                    scratch / "audio" / f"{clip_id}.wav",
+                    seconds=clip_seconds,
+                    program=program,
+                )
                 clips.append(Clip(clip_id, name, str(source), f"audio/{clip_id}.wav", round(seconds, 3)))
             for sub in ("audio", "midi"):
                 (out / sub).mkdir(exist_ok=True)

@@ -32,7 +32,9 @@ def parse_submission(body: object, study: Study) -> Rating:
     guess = body.get("guess")
     if guess is not None:
         if not study.ask_human_or_machine:
-            raise InvalidSubmission("this study does not ask whether a clip is by a human or a machine: leave guess out")
+            raise InvalidSubmission(
+                "this study does not ask whether a clip is by a human or a machine: leave guess out"
+            )
         if guess not in GUESSES:
             raise InvalidSubmission(f"guess must be one of {', '.join(GUESSES)} or null, got {guess!r}")
     return Rating(participant_id=body["participant_id"], clip_id=body["clip_id"], guess=guess, **scores)

@@ -16,7 +16,7 @@ logs), and the same metric callbacks, `Trainer.test` and the generators work on 
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -170,13 +170,23 @@ class NoteEnsembleStepper:
         features, state = self.rnn(x.contiguous(), state)  # (K, batch, hidden)
         if self.dense is not None:
             features = torch.relu(torch.baddbmm(self.dense[1], features, self.dense[0]))
-        out = torch.baddbmm(self.head_bias, features, self.head_weight).transpose(0, 1).unsqueeze(1)  # (batch, 1, K, out)
+        out = (
+            torch.baddbmm(self.head_bias, features, self.head_weight).transpose(0, 1).unsqueeze(1)
+        )  # (batch, 1, K, out)
         pitch, step, duration = out.split(self.head_sizes, dim=-1)
         pitch = mixture_log_probs(pitch, net.log_weights)
         if net.config.timing_head == "categorical":
-            step_logits, duration_logits = mixture_log_probs(step, net.log_weights), mixture_log_probs(duration, net.log_weights)
-            return NoteLSTMOutput(pitch, step_logits.exp() @ net.timing_centres, duration_logits.exp() @ net.timing_centres,
-                                  step_logits, duration_logits), state
+            step_logits, duration_logits = (
+                mixture_log_probs(step, net.log_weights),
+                mixture_log_probs(duration, net.log_weights),
+            )
+            return NoteLSTMOutput(
+                pitch,
+                step_logits.exp() @ net.timing_centres,
+                duration_logits.exp() @ net.timing_centres,
+                step_logits,
+                duration_logits,
+            ), state
         weights = net.log_weights.exp()
         return NoteLSTMOutput(pitch, step.squeeze(-1) @ weights, duration.squeeze(-1) @ weights), state
 
@@ -202,9 +212,14 @@ def ensemble_from_modules(
         for setting in REPRESENTATION[kind] + FUSABLE[kind]:
             mine, theirs = _setting(module, setting), _setting(first, setting)
             if mine != theirs:
-                what = "representation and output shape" if setting in REPRESENTATION[kind] else "network layout to run batched"
+                what = (
+                    "representation and output shape"
+                    if setting in REPRESENTATION[kind]
+                    else "network layout to run batched"
+                )
                 raise CheckpointError(
-                    name, f"{setting.strip('_')} is {mine!r}, but {names[0]} has {theirs!r} (ensemble members must share the {what})"
+                    name,
+                    f"{setting.strip('_')} is {mine!r}, but {names[0]} has {theirs!r} (ensemble members must share the {what})",
                 )
     ensemble = kind(**dict(first.hparams))
     net_class = NoteEnsembleNet if kind is NoteLSTMModule else PianoRollEnsembleNet
@@ -214,7 +229,9 @@ def ensemble_from_modules(
     return ensemble.eval()
 
 
-def load_ensemble(paths: Sequence[str | os.PathLike], weights: Sequence[float] | None = None) -> NoteLSTMModule | PianoRollModule:
+def load_ensemble(
+    paths: Sequence[str | os.PathLike], weights: Sequence[float] | None = None
+) -> NoteLSTMModule | PianoRollModule:
     """The ensemble of the checkpoints at `paths` (uniform weights unless `weights` is given)."""
     from musicrnn.checkpoint import load_module  # here: checkpoint imports the models package
 

@@ -11,7 +11,7 @@ trained weights drop in unchanged.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -32,7 +32,8 @@ class MemberRNN(nn.Module):
         first = rnns[0]
         self.cell = type(first)
         if self.cell not in GATES or any(
-            type(r) is not self.cell or (r.num_layers, r.hidden_size, r.input_size) != (first.num_layers, first.hidden_size, first.input_size)
+            type(r) is not self.cell
+            or (r.num_layers, r.hidden_size, r.input_size) != (first.num_layers, first.hidden_size, first.input_size)
             for r in rnns
         ):
             raise ValueError("members must share the recurrent cell, the number of layers and the layer sizes")
@@ -85,7 +86,9 @@ class MemberRNN(nn.Module):
 
 def lstm_gate_order(hidden: int) -> torch.Tensor:
     """Gate rows reordered from PyTorch's i, f, g, o to i, f, o, g: one sigmoid then covers three gates."""
-    return torch.cat([torch.arange(0, 2 * hidden), torch.arange(3 * hidden, 4 * hidden), torch.arange(2 * hidden, 3 * hidden)])
+    return torch.cat(
+        [torch.arange(0, 2 * hidden), torch.arange(3 * hidden, 4 * hidden), torch.arange(2 * hidden, 3 * hidden)]
+    )
 
 
 def lstm_cell(gates: torch.Tensor, c: torch.Tensor, hidden: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,7 +128,7 @@ class MemberLSTMStepper:
         return x, (torch.stack(new_h), torch.stack(new_c))
 
 
-def fuse_member_linears(linears: Sequence["MemberLinear"]) -> "MemberLinear":
+def fuse_member_linears(linears: Sequence[MemberLinear]) -> MemberLinear:
     """Several MemberLinears reading the same input as one (their outputs side by side)."""
     fused = MemberLinear.__new__(MemberLinear)
     nn.Module.__init__(fused)

@@ -34,13 +34,17 @@ class NoteLSTMConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.dense_size < 0 or self.pitch_embedding_dim < 0:
-            raise ValueError(f"dense_size and pitch_embedding_dim must be >= 0, got {self.dense_size}, {self.pitch_embedding_dim}")
+            raise ValueError(
+                f"dense_size and pitch_embedding_dim must be >= 0, got {self.dense_size}, {self.pitch_embedding_dim}"
+            )
         if self.timing_input not in TIMING_INPUTS:
             raise ValueError(f"timing_input must be one of {TIMING_INPUTS}, got {self.timing_input!r}")
         if self.timing_head not in TIMING_HEADS:
             raise ValueError(f"timing_head must be one of {TIMING_HEADS}, got {self.timing_head!r}")
         if self.timing_classes < 2 or self.timing_resolution <= 0:
-            raise ValueError(f"need timing_classes >= 2 and timing_resolution > 0, got {self.timing_classes}, {self.timing_resolution}")
+            raise ValueError(
+                f"need timing_classes >= 2 and timing_resolution > 0, got {self.timing_classes}, {self.timing_resolution}"
+            )
 
 
 def encode_events(events: torch.Tensor, config: NoteLSTMConfig, pitch_embedding: nn.Embedding | None) -> torch.Tensor:
@@ -108,7 +112,7 @@ class NoteLSTM(nn.Module):
     def timing_class(self, values: torch.Tensor) -> torch.Tensor:
         return quantise_time(values, self.config.timing_resolution, self.config.timing_classes)
 
-    def stepper(self) -> "NoteStepper":
+    def stepper(self) -> NoteStepper:
         """A one-note-at-a-time callable with this network's current weights, for generation."""
         return NoteStepper(self)
 
@@ -142,10 +146,15 @@ class NoteStepper:
         self.net = net
         self.hidden = hidden
         self.weights = [
-            torch.cat([getattr(lstm, f"weight_ih_l{k}"), getattr(lstm, f"weight_hh_l{k}")], dim=1)[order].t().contiguous()
+            torch.cat([getattr(lstm, f"weight_ih_l{k}"), getattr(lstm, f"weight_hh_l{k}")], dim=1)[order]
+            .t()
+            .contiguous()
             for k in range(lstm.num_layers)
         ]
-        self.biases = [(getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}"))[order].unsqueeze(0) for k in range(lstm.num_layers)]
+        self.biases = [
+            (getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}"))[order].unsqueeze(0)
+            for k in range(lstm.num_layers)
+        ]
         heads = (net.pitch_head, net.step_head, net.duration_head)
         self.head_weight = torch.cat([head.weight for head in heads]).t().contiguous()
         self.head_bias = torch.cat([head.bias for head in heads]).unsqueeze(0)
@@ -165,7 +174,9 @@ class NoteStepper:
             new_h.append(x)
             new_c.append(cell)
         features = net.dense(x)  # eval mode: the dropouts are the identity
-        pitch, step, duration = torch.addmm(self.head_bias, features, self.head_weight).unsqueeze(1).split(self.head_sizes, dim=-1)
+        pitch, step, duration = (
+            torch.addmm(self.head_bias, features, self.head_weight).unsqueeze(1).split(self.head_sizes, dim=-1)
+        )
         if net.config.timing_head == "categorical":
             expected = lambda logits: torch.softmax(logits, dim=-1) @ net.timing_centres  # noqa: E731
             output = NoteLSTMOutput(pitch, expected(step), expected(duration), step, duration)

@@ -59,9 +59,15 @@ class NoteLSTMModule(pl.LightningModule):
         self.save_hyperparameters()
         self.net = NoteLSTM(
             NoteLSTMConfig(
-                hidden_size, num_layers, dropout, dense_size,
-                pitch_embedding_dim=pitch_embedding_dim, timing_input=timing_input, timing_head=timing_head,
-                timing_classes=timing_classes, timing_resolution=timing_resolution,
+                hidden_size,
+                num_layers,
+                dropout,
+                dense_size,
+                pitch_embedding_dim=pitch_embedding_dim,
+                timing_input=timing_input,
+                timing_head=timing_head,
+                timing_classes=timing_classes,
+                timing_resolution=timing_resolution,
             )
         )
         # Held-out primers travel inside the checkpoint so that generation needs nothing else.
@@ -70,7 +76,9 @@ class NoteLSTMModule(pl.LightningModule):
     def forward(self, events: torch.Tensor, state=None):
         return self.net(events, state)
 
-    def _timing_loss(self, output: NoteLSTMOutput, name: str, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _timing_loss(
+        self, output: NoteLSTMOutput, name: str, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(loss, per-position NLL or None) of one timing head."""
         logits = getattr(output, f"{name}_logits")
         if logits is None:
@@ -102,7 +110,11 @@ class NoteLSTMModule(pl.LightningModule):
         n = pitch_target.numel()
         log_loss(self, stage, loss, n)
         self.log_dict(
-            {f"{stage}/pitch_loss": pitch_loss, f"{stage}/step_loss": step_loss, f"{stage}/duration_loss": duration_loss},
+            {
+                f"{stage}/pitch_loss": pitch_loss,
+                f"{stage}/step_loss": step_loss,
+                f"{stage}/duration_loss": duration_loss,
+            },
             on_step=False,
             on_epoch=True,
             batch_size=n,

@@ -92,7 +92,12 @@ class PianoRollModule(pl.LightningModule):
         loss = nll.mean()
         log_loss(self, stage, loss, nll.numel())
         # What the metric callback needs, detached, real frames only.
-        return {"loss": loss, "frame_nll": nll.detach(), "frame_logits": logits[mask].detach(), "frame_target": targets[mask]}
+        return {
+            "loss": loss,
+            "frame_nll": nll.detach(),
+            "frame_logits": logits[mask].detach(),
+            "frame_target": targets[mask],
+        }
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
@@ -104,7 +109,9 @@ class PianoRollModule(pl.LightningModule):
         return self._step(batch, "test")
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.Adam(
+            self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
+        )
         if self.hparams.lr_schedule is None:
             return optimizer
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(

@@ -27,7 +27,9 @@ class PianoRollRNNConfig:
 
     def __post_init__(self) -> None:
         if self.num_keys < 1 or self.hidden_size < 1 or self.num_layers < 1:
-            raise ValueError(f"num_keys, hidden_size and num_layers must be >= 1, got {self.num_keys}, {self.hidden_size}, {self.num_layers}")
+            raise ValueError(
+                f"num_keys, hidden_size and num_layers must be >= 1, got {self.num_keys}, {self.hidden_size}, {self.num_layers}"
+            )
         for name in ("dropout", "input_dropout", "weight_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
