@@ -9,10 +9,10 @@ import miditoolkit
 import numpy as np
 import torch
 
-from musicrnn.callbacks.note_metrics import NoteMetrics, smoothed_log_probs
 from musicrnn.data import NoteSequenceDataModule
-from musicrnn.models import NoteLSTM, NoteLSTMConfig
-from musicrnn.representation import dequantise_time, quantise_time
+from musicrnn.nets import NoteLSTM, NoteLSTMConfig
+from musicrnn.representations.notes import dequantise_time, quantise_time
+from musicrnn.training.callbacks.note_metrics import NoteMetrics, smoothed_log_probs
 
 
 def _write_melody(path, pitches):

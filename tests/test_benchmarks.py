@@ -62,7 +62,7 @@ def test_the_lightning_path_trains_exactly_like_the_plain_loop(tiny_corpus):
 
     from experiments.benchmarks.suite import seed_loss
     from musicrnn.data import NoteSequenceDataModule
-    from musicrnn.models import NoteLSTMModule
+    from musicrnn.training import NoteLSTMModule
 
     dm = NoteSequenceDataModule(str(tiny_corpus), seq_len=16, batch_size=8)
     dm.setup()
@@ -72,7 +72,7 @@ def test_the_lightning_path_trains_exactly_like_the_plain_loop(tiny_corpus):
     plain_net = copy.deepcopy(module.net)
 
     torch.manual_seed(123)
-    from musicrnn.callbacks import NoteMetrics
+    from musicrnn.training.callbacks import NoteMetrics
 
     trainer = pl.Trainer(
         max_steps=4,

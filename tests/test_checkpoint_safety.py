@@ -12,9 +12,9 @@ import pytest
 import torch
 from test_cli import cli, train_args
 
-from musicrnn.checkpoint import load_module
-from musicrnn.checkpoint_io import ALLOWED_PICKLE_GLOBALS, pickle_globals, read_checkpoint, write_atomically
 from musicrnn.errors import CheckpointError
+from musicrnn.training.checkpoint import load_module
+from musicrnn.training.checkpoint_io import ALLOWED_PICKLE_GLOBALS, pickle_globals, read_checkpoint, write_atomically
 
 pytestmark = pytest.mark.slow
 
@@ -125,7 +125,7 @@ def test_a_failed_write_keeps_the_previous_checkpoint_and_leaves_no_temporary_fi
     write_atomically(b"previous checkpoint", target)
     script = f"""
 import resource, signal
-from musicrnn.checkpoint_io import write_atomically
+from musicrnn.training.checkpoint_io import write_atomically
 from musicrnn.errors import CheckpointError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
@@ -153,12 +153,12 @@ def test_a_primer_of_the_wrong_kind_or_without_notes_is_named(trained, tmp_path)
     import miditoolkit
     import numpy as np
 
-    from musicrnn.sampling import generate_events, generate_frames
+    from musicrnn.generation.sampling import generate_events, generate_frames
 
     module = load_module(trained)
     with pytest.raises(ValueError, match=r"primer must have shape \(P >= 1, 3\)"):
         generate_events(module.net, np.zeros((16, 88), np.float32), 5)  # a piano-roll primer for a note model
-    from musicrnn.models.pianoroll_module import PianoRollModule
+    from musicrnn.training.pianoroll_module import PianoRollModule
 
     roll_model = PianoRollModule(hidden_size=8, num_layers=1)
     with pytest.raises(ValueError, match=r"primer must have shape \(P >= 1, 88\)"):

@@ -14,7 +14,7 @@ import torch
 from conftest import require_shared, write_piece
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from musicrnn.midi_io import read_midi
+from musicrnn.midi.io import read_midi
 
 pytestmark = pytest.mark.slow
 
@@ -34,11 +34,11 @@ def cli(name: str, *args: str, cwd: Path, check: bool = True, as_module: bool = 
     """Run a console script as installed (or `python -m musicrnn.<module>` with as_module)."""
     script = shutil.which(name)
     module = {
-        "musicrnn-train": "musicrnn.train",
-        "musicrnn-generate": "musicrnn.generate",
-        "musicrnn-evaluate": "musicrnn.evaluate",
-        "musicrnn-plot": "musicrnn.plot",
-        "musicrnn-sweep-report": "musicrnn.sweep_report",
+        "musicrnn-train": "musicrnn.cli.train",
+        "musicrnn-generate": "musicrnn.cli.generate",
+        "musicrnn-evaluate": "musicrnn.cli.evaluate",
+        "musicrnn-plot": "musicrnn.cli.plot",
+        "musicrnn-sweep-report": "musicrnn.cli.sweep_report",
     }[name]
     command = [script] if script and not as_module else [sys.executable, "-m", module]
     result = subprocess.run(
@@ -276,8 +276,8 @@ def test_generate_refuses_what_it_would_otherwise_ignore_or_wrap(
     models' settings given for a note model."""
     from test_config_validation import composed
 
+    from musicrnn.cli.generate import generate
     from musicrnn.errors import MusicrnnError
-    from musicrnn.generate import generate
 
     run_dir, _ = trained_run
     monkeypatch.chdir(tmp_path)

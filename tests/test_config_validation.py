@@ -8,8 +8,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from test_cli import cli, train_args
 
-from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.config_validation import (
+from musicrnn.cli.conf_dir import CONFIG_DIR
+from musicrnn.cli.config_validation import (
     ConfigError,
     type_allows,
     validate_generation,

@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from musicrnn.conf_dir import CONFIG_DIR
+from musicrnn.cli.conf_dir import CONFIG_DIR
 
 
 def _options(group: str) -> list[str]:
@@ -67,7 +67,7 @@ def test_every_pianoroll_data_and_model_option_instantiates(data, model, tmp_pat
 
 
 def test_callbacks_logger_and_trainer_instantiate(tmp_path):
-    from musicrnn.train import instantiate_group
+    from musicrnn.cli.train import instantiate_group
 
     cfg = _compose([f"paths.output_dir={tmp_path}"])
     callbacks = instantiate_group(cfg.callbacks)

@@ -14,7 +14,7 @@ from conftest import require_shared, write_corpus, write_piece
 from musicrnn.data import corpus as corpus_module
 from musicrnn.data.corpus import prepare_corpus
 from musicrnn.errors import MusicrnnError
-from musicrnn.midi_io import MidiLimits, read_midi_or_reason
+from musicrnn.midi.io import MidiLimits, read_midi_or_reason
 
 
 def test_bad_files_are_skipped_with_one_warning_each_and_a_summary(tmp_path, caplog):

@@ -11,15 +11,15 @@ import pytorch_lightning as pl
 import torch
 from conftest import write_corpus
 
-from musicrnn.callbacks import NoteMetrics, PianoRollMetrics
-from musicrnn.checkpoint import expand_checkpoints, load_model
 from musicrnn.data import NoteSequenceDataModule, PianoRollMidiDataModule
 from musicrnn.errors import CheckpointError, MusicrnnError
-from musicrnn.midi_io import read_midi
-from musicrnn.models import NoteLSTMModule, PianoRollModule
-from musicrnn.models.ensemble import ensemble_from_modules
-from musicrnn.models.pianoroll_module import frame_nll
-from musicrnn.sampling import generate_events, generate_frames
+from musicrnn.generation.sampling import generate_events, generate_frames
+from musicrnn.midi.io import read_midi
+from musicrnn.training import NoteLSTMModule, PianoRollModule
+from musicrnn.training.callbacks import NoteMetrics, PianoRollMetrics
+from musicrnn.training.checkpoint import expand_checkpoints, load_model
+from musicrnn.training.ensemble import ensemble_from_modules
+from musicrnn.training.pianoroll_module import frame_nll
 
 
 def _constant_pianoroll(probabilities: list[float]) -> PianoRollModule:
@@ -280,8 +280,8 @@ def test_generate_cli_writes_midi_from_an_ensemble_and_train_cli_tests_one(tiny_
 )
 def test_the_ensemble_stepper_generates_the_same_notes_as_the_ensemble_forward(settings, monkeypatch):
     """NoteEnsembleStepper (fused member weights) against NoteEnsembleNet's own forward for every note."""
-    from musicrnn.models.ensemble import NoteEnsembleNet
-    from musicrnn.sampling import generate_events
+    from musicrnn.generation.sampling import generate_events
+    from musicrnn.training.ensemble import NoteEnsembleNet
 
     members = []
     for seed in range(3):

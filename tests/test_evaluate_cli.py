@@ -12,10 +12,10 @@ from conftest import require_shared
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from test_cli import cli, train_args
 
-from musicrnn.evaluation.audio import audio_unavailable_reason
 from musicrnn.evaluation.musical import METRICS
 from musicrnn.evaluation.yang_lerch import FEATURES
-from musicrnn.midi_io import read_midi
+from musicrnn.midi.audio import audio_unavailable_reason
+from musicrnn.midi.io import read_midi
 
 pytestmark = pytest.mark.slow
 AUDIO = audio_unavailable_reason() is None

@@ -10,12 +10,12 @@ import pytest
 from conftest import require_shared, write_corpus, write_piece
 
 from musicrnn.evaluation import figures
-from musicrnn.evaluation.audio import audio_unavailable_reason, read_wav_mono, render_wav
 from musicrnn.evaluation.features import TIME_BIN_CENTRES, interval_histogram, novelty_features, time_histogram
 from musicrnn.evaluation.musical import musical_metrics
 from musicrnn.evaluation.novelty import NgramIndex, longest_true_run, nearest_similarity, novelty_summary
 from musicrnn.evaluation.yang_lerch import FEATURES, overlap_and_kl, yang_lerch
-from musicrnn.midi_io import find_midi_files, notes_from_columns, read_midi
+from musicrnn.midi.audio import audio_unavailable_reason, read_wav_mono, render_wav
+from musicrnn.midi.io import find_midi_files, notes_from_columns, read_midi
 
 
 def beats(pitches, onsets, lengths=1.0) -> np.ndarray:

@@ -32,8 +32,8 @@ from conftest import require_shared, write_piece
 
 from musicrnn.data.corpus import parse_context, prepare_corpus
 from musicrnn.data.pianoroll_data import DEFAULT_MAX_FRAMES, PianoRollMidiDataModule
-from musicrnn.midi_io import DEFAULT_LIMITS, find_midi_files
-from musicrnn.pianoroll import notes_to_pianoroll
+from musicrnn.midi.io import DEFAULT_LIMITS, find_midi_files
+from musicrnn.representations.pianoroll import notes_to_pianoroll
 
 FUZZ_COUNT = int(os.environ.get("MUSICRNN_FUZZ_COUNT", "500"))
 FUZZ_SEED = int(os.environ.get("MUSICRNN_FUZZ_SEED", "0"))

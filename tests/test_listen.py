@@ -28,14 +28,14 @@ import numpy as np
 import pytest
 from conftest import REPO, write_piece
 
-from musicrnn.evaluation.audio import audio_unavailable_reason
+from musicrnn.cli.listen import main
 from musicrnn.listen import stats
-from musicrnn.listen.cli import main
 from musicrnn.listen.clips import cut_notes
 from musicrnn.listen.server import create_app, running
 from musicrnn.listen.store import ASPECTS, Rating, RatingStore
 from musicrnn.listen.study import Clip, Study, System, make_study
-from musicrnn.midi_io import notes_from_columns, read_midi
+from musicrnn.midi.audio import audio_unavailable_reason
+from musicrnn.midi.io import notes_from_columns, read_midi
 
 needs_fluidsynth = pytest.mark.skipif(audio_unavailable_reason() is not None, reason=str(audio_unavailable_reason()))
 TOKEN = "results-token-for-tests"
@@ -256,7 +256,7 @@ def test_the_installed_command_exits_1_without_a_traceback(tmp_path):
         [
             sys.executable,
             "-m",
-            "musicrnn.listen.cli",
+            "musicrnn.cli.listen",
             "make-study",
             f"generated={tmp_path / 'missing'}",
             f"out={tmp_path / 's'}",
@@ -430,7 +430,7 @@ def test_twenty_simultaneous_listeners_each_rating_stored_exactly_once(live, ton
 
 def _start_server(folder: Path) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "musicrnn.listen.cli", "serve", str(folder), "port=0", f"token={TOKEN}"],
+        [sys.executable, "-m", "musicrnn.cli.listen", "serve", str(folder), "port=0", f"token={TOKEN}"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

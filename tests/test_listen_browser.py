@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from conftest import write_piece
 
-from musicrnn.evaluation.audio import audio_unavailable_reason
 from musicrnn.listen import stats
 from musicrnn.listen.server import create_app, running
 from musicrnn.listen.store import ASPECTS, Rating, RatingStore
 from musicrnn.listen.study import make_study
+from musicrnn.midi.audio import audio_unavailable_reason
 
 CHROMIUM = os.environ.get("MUSICRNN_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 TOKEN = "browser-test-token"

@@ -11,7 +11,7 @@ import pytest
 from conftest import require_shared, shared_data_dir, write_piece
 
 from musicrnn.errors import MidiReadError
-from musicrnn.midi_io import MidiLimits, find_midi_files, read_midi, write_midi
+from musicrnn.midi.io import MidiLimits, find_midi_files, read_midi, write_midi
 
 
 def test_read_orders_by_start_then_pitch_and_skips_drums(tmp_path):

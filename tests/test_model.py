@@ -5,8 +5,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.models import NoteLSTM, NoteLSTMConfig, NoteLSTMModule
+from musicrnn.cli.conf_dir import CONFIG_DIR
+from musicrnn.nets import NoteLSTM, NoteLSTMConfig
+from musicrnn.training import NoteLSTMModule
 
 
 def _model_from_config(name: str) -> NoteLSTMModule:

@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO, write_corpus
 from nbclient import NotebookClient
 
-from musicrnn.evaluation.audio import audio_unavailable_reason
+from musicrnn.midi.audio import audio_unavailable_reason
 
 pytestmark = pytest.mark.slow
 

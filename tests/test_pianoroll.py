@@ -15,15 +15,20 @@ import pytorch_lightning as pl
 import torch
 from conftest import require_shared, write_corpus, write_piece
 
-from musicrnn.callbacks import PianoRollMetrics
 from musicrnn.data import PianoRollDataset, PianoRollMidiDataModule, PianoRollPickleDataModule, load_pianoroll_pickle
 from musicrnn.data.pianoroll_data import pad_rolls
 from musicrnn.errors import MusicrnnError
-from musicrnn.midi_io import read_midi, write_midi
-from musicrnn.models import PianoRollModule
-from musicrnn.models.pianoroll_module import frame_nll, target_mask
-from musicrnn.pianoroll import notes_to_pianoroll, pianoroll_frames, pianoroll_to_notes, pianoroll_to_pitch_lists
-from musicrnn.sampling import generate_frames
+from musicrnn.generation.sampling import generate_frames
+from musicrnn.midi.io import read_midi, write_midi
+from musicrnn.representations.pianoroll import (
+    notes_to_pianoroll,
+    pianoroll_frames,
+    pianoroll_to_notes,
+    pianoroll_to_pitch_lists,
+)
+from musicrnn.training import PianoRollModule
+from musicrnn.training.callbacks import PianoRollMetrics
+from musicrnn.training.pianoroll_module import frame_nll, target_mask
 
 JSB = ("jsb_chorales", "JSB Chorales.pickle")
 
@@ -351,8 +356,8 @@ def test_training_starts_from_the_keys_log_odds_and_a_resumed_run_keeps_its_bias
 def test_ema_checkpoint_is_tested_with_its_averaged_weights(tmp_path):
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    from musicrnn.callbacks import EMAWeights
-    from musicrnn.checkpoint import load_module
+    from musicrnn.training.callbacks import EMAWeights
+    from musicrnn.training.checkpoint import load_module
 
     corpus = write_corpus(tmp_path / "corpus", num_pieces=12, num_bars=4)
     datamodule = PianoRollMidiDataModule(str(corpus), seq_len=16, batch_size=4, steps_per_quarter=2)

@@ -15,7 +15,7 @@ import pytest
 import torch
 from test_cli import cli, train_args
 
-from musicrnn.checkpoint_io import read_checkpoint
+from musicrnn.training.checkpoint_io import read_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ ENDLESS = ["trainer.max_epochs=100000", *QUIET]
 
 def train_command(corpus: Path, logs: Path, *extra: str, run: list[str] = RUN) -> list[str]:
     script = shutil.which("musicrnn-train")
-    command = [script] if script else [sys.executable, "-m", "musicrnn.train"]
+    command = [script] if script else [sys.executable, "-m", "musicrnn.cli.train"]
     return [*command, *train_args(corpus, logs, *run, *extra)]
 
 

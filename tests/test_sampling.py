@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from musicrnn.models import NoteLSTM, NoteLSTMConfig
-from musicrnn.sampling import filter_logits, generate_events, sample_class
+from musicrnn.generation.sampling import filter_logits, generate_events, sample_class
+from musicrnn.nets import NoteLSTM, NoteLSTMConfig
 
 
 def test_top_k_keeps_exactly_the_k_largest():
@@ -80,7 +80,7 @@ def test_the_fast_stepper_generates_the_same_notes_as_the_network_itself(config,
     assert np.array_equal(fast[..., 0], plain[..., 0])
     np.testing.assert_allclose(fast[..., 1:], plain[..., 1:], atol=1e-6)
 
-    from musicrnn.models.note_lstm import NoteStepper
+    from musicrnn.nets.note_lstm import NoteStepper
 
     _, state = net(torch.from_numpy(primer)[None])
     one = torch.from_numpy(primer[:1])[None]
@@ -101,7 +101,7 @@ def test_the_fast_stepper_generates_the_same_notes_as_the_network_itself(config,
 def test_the_compiled_loop_generates_the_same_notes_as_the_network_itself(config, temperature, monkeypatch):
     """The Numba loop (compiled_sampling) against the straightforward one (the network's own forward for
     every note, torch's sampling): same seed, same pitches, timing equal to float rounding."""
-    from musicrnn import compiled_sampling
+    from musicrnn.generation import compiled_sampling
 
     torch.manual_seed(0)
     net = NoteLSTM(config).eval()
@@ -124,7 +124,7 @@ def test_the_compiled_loop_gives_the_same_notes_in_one_thread_or_several(monkeyp
     the notes it gets in one thread."""
     import functools
 
-    from musicrnn import compiled_sampling
+    from musicrnn.generation import compiled_sampling
 
     torch.manual_seed(0)
     net = NoteLSTM(NoteLSTMConfig(hidden_size=128, num_layers=3, dense_size=256)).eval()
@@ -141,7 +141,7 @@ def test_the_compiled_loop_gives_the_same_notes_in_one_thread_or_several(monkeyp
 
 
 def test_weights_are_cut_into_column_blocks_that_keep_each_product_small():
-    from musicrnn.compiled_sampling import ROWS, SMALL_PRODUCT, column_blocks
+    from musicrnn.generation.compiled_sampling import ROWS, SMALL_PRODUCT, column_blocks
 
     rng = np.random.default_rng(0)
     for inputs, outputs in ((131, 512), (256, 512), (512, 1024), (256, 130), (3, 7)):
@@ -154,7 +154,7 @@ def test_weights_are_cut_into_column_blocks_that_keep_each_product_small():
 
 
 def test_settings_the_compiled_loop_does_not_cover_take_the_torch_loop():
-    from musicrnn import compiled_sampling
+    from musicrnn.generation import compiled_sampling
 
     net = NoteLSTM(NoteLSTMConfig(hidden_size=16, num_layers=1, timing_head="categorical"))
     assert not compiled_sampling.supports(net, None, None)

@@ -133,7 +133,7 @@ def test_ddp_on_cpu_shards_the_data_over_two_processes(session_corpus, tmp_path)
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from musicrnn.conf_dir import CONFIG_DIR
+    from musicrnn.cli.conf_dir import CONFIG_DIR
 
     run = tmp_path / "run"
     overrides = args(

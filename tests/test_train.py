@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_dir
 
-from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.train import train
+from musicrnn.cli.conf_dir import CONFIG_DIR
+from musicrnn.cli.train import train
 
 pytestmark = pytest.mark.slow
 

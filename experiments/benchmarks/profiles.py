@@ -46,7 +46,7 @@ def generation_parts(batch: int = 16, repeats: int = 2000) -> dict[str, float]:
     and a column block a call), the LSTM cells of its three layers, the sampling."""
     from numba import njit
 
-    from musicrnn.compiled_sampling import _affine, _lstm_cell, _sample, column_blocks
+    from musicrnn.generation.compiled_sampling import _affine, _lstm_cell, _sample, column_blocks
 
     @njit
     def whole_products(xs, ws, n):

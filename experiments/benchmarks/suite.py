@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from musicrnn.models.note_lstm import NoteLSTM, NoteLSTMConfig
-from musicrnn.models.note_module import positive_pressure_mse
+from musicrnn.nets.note_lstm import NoteLSTM, NoteLSTMConfig
+from musicrnn.training.note_module import positive_pressure_mse
 
 SEED_MODEL = NoteLSTMConfig(hidden_size=128, num_layers=3, dropout=0.3, dense_size=256)  # the paper's model
 SEQ_LEN = 100
@@ -143,8 +143,8 @@ def lightning_training(corpus: str | None = None, quick: bool = False) -> dict:
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from musicrnn.conf_dir import CONFIG_DIR
-    from musicrnn.train import instantiate_group
+    from musicrnn.cli.conf_dir import CONFIG_DIR
+    from musicrnn.cli.train import instantiate_group
 
     warmup, steps = (2, 4) if quick else (5, 40)
 
@@ -208,7 +208,7 @@ def generation(quick: bool = False) -> dict:
     """Notes per second of the seed model with temperature sampling, batch 1 and 16: musicrnn's generator
     (state carried; the compiled loop, and the torch loop it replaces) vs the TensorFlow tutorial's method
     (re-run the 25-note window for every note)."""
-    from musicrnn.sampling import generate_events
+    from musicrnn.generation.sampling import generate_events
 
     torch.manual_seed(0)
     net = NoteLSTM(SEED_MODEL).eval()
@@ -247,9 +247,9 @@ def window_rerun(
 
 def ensemble_generation(quick: bool = False) -> dict:
     """K = 5 members (stacked into one network) vs one model, same settings, batch 1."""
-    from musicrnn.models.ensemble import ensemble_from_modules
-    from musicrnn.models.note_module import NoteLSTMModule
-    from musicrnn.sampling import generate_events
+    from musicrnn.generation.sampling import generate_events
+    from musicrnn.training.ensemble import ensemble_from_modules
+    from musicrnn.training.note_module import NoteLSTMModule
 
     modules = []
     for seed in range(5):

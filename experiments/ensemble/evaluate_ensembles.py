@@ -19,12 +19,12 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 
-from musicrnn.callbacks import NoteMetrics, PianoRollMetrics
-from musicrnn.checkpoint import expand_checkpoints, load_module
-from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.models import PianoRollModule
-from musicrnn.models.ensemble import ensemble_from_modules
-from musicrnn.sampling import generate_events, generate_frames
+from musicrnn.cli.conf_dir import CONFIG_DIR
+from musicrnn.generation.sampling import generate_events, generate_frames
+from musicrnn.training import PianoRollModule
+from musicrnn.training.callbacks import NoteMetrics, PianoRollMetrics
+from musicrnn.training.checkpoint import expand_checkpoints, load_module
+from musicrnn.training.ensemble import ensemble_from_modules
 
 PIANOROLL_COLUMNS = ["frame_nll", "frame_accuracy"]
 NOTE_COLUMNS = ["pitch_perplexity", "pitch_acc_top1", "pitch_acc_top5", "step_mse", "duration_mse"]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from musicrnn.data import PianoRollPickleDataModule
-from musicrnn.models import PianoRollModule
+from musicrnn.training import PianoRollModule
 
 torch.set_num_threads(2)
 cfgs = json.load(open(sys.argv[1]))

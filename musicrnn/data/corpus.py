@@ -36,7 +36,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from musicrnn.errors import MusicrnnError, one_line
-from musicrnn.midi_io import DEFAULT_LIMITS, NOTE_DTYPE, MidiLimits, ReadJob, find_midi_files, read_midi_or_reason
+from musicrnn.midi.io import DEFAULT_LIMITS, NOTE_DTYPE, MidiLimits, ReadJob, find_midi_files, read_midi_or_reason
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from musicrnn.data.corpus import DEFAULT_PARSE_TIMEOUT, PreparedCorpus, default_
 from musicrnn.data.loaders import SplitLoaders
 from musicrnn.data.split import SPLITS, split_pieces
 from musicrnn.errors import MusicrnnError
-from musicrnn.representation import NUM_PITCHES, PITCH, TIME_UNITS, notes_to_events
+from musicrnn.representations.notes import NUM_PITCHES, PITCH, TIME_UNITS, notes_to_events
 
 log = logging.getLogger(__name__)
 

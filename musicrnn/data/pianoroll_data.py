@@ -22,7 +22,7 @@ from musicrnn.data.corpus import DEFAULT_PARSE_TIMEOUT, PreparedCorpus, default_
 from musicrnn.data.loaders import SplitLoaders
 from musicrnn.data.split import SPLITS, split_pieces
 from musicrnn.errors import MusicrnnError
-from musicrnn.pianoroll import (
+from musicrnn.representations.pianoroll import (
     PIANO_KEYS,
     PIANO_LOWEST_PITCH,
     check_key_range,

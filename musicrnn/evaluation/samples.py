@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from musicrnn.errors import MidiReadError, one_line
-from musicrnn.midi_io import read_midi
+from musicrnn.midi.io import read_midi
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from musicrnn.evaluation.audio import render_wav
-from musicrnn.midi_io import read_midi, write_midi
+from musicrnn.midi.audio import render_wav
+from musicrnn.midi.io import read_midi, write_midi
 
 
 def cut_notes(notes: np.ndarray, seconds: float, *, program: int | None = None) -> np.ndarray:

@@ -22,9 +22,9 @@ from functools import cached_property
 from pathlib import Path
 
 from musicrnn.errors import MusicrnnError
-from musicrnn.evaluation.audio import AudioUnavailable, audio_unavailable_reason, find_soundfont
 from musicrnn.listen.clips import read_clip_notes, render_clip
-from musicrnn.midi_io import MIDI_SUFFIXES, find_midi_files
+from musicrnn.midi.audio import AudioUnavailable, audio_unavailable_reason, find_soundfont
+from musicrnn.midi.io import MIDI_SUFFIXES, find_midi_files
 
 STUDY_FILE = "study.json"
 DATABASE_FILE = "ratings.sqlite"

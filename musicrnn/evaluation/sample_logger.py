@@ -13,9 +13,9 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from musicrnn.errors import one_line
 from musicrnn.evaluation import figures
-from musicrnn.evaluation.audio import AudioUnavailable, audio_unavailable_reason, read_wav_mono, render_wav
 from musicrnn.evaluation.novelty import novelty_summary
 from musicrnn.evaluation.samples import read_samples
+from musicrnn.midi.audio import AudioUnavailable, audio_unavailable_reason, read_wav_mono, render_wav
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class SampleLogger(pl.Callback):
             return
         if self._training_pieces is None:
             self._training_pieces = datamodule.pieces("train")
-        from musicrnn.generate import sample_checkpoint  # generate imports the modules; avoid a cycle
+        from musicrnn.cli.generate import sample_checkpoint  # generate imports the modules; avoid a cycle
 
         epoch, step, writer = trainer.current_epoch, trainer.global_step, logger.experiment
         folder = Path(logger.log_dir) / "samples"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from musicrnn.midi_io import empty_notes, sort_notes
+from musicrnn.midi.io import empty_notes, sort_notes
 
 TIME_UNITS = ("seconds", "beats")
 PITCH, STEP, DURATION = 0, 1, 2

@@ -16,11 +16,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.config_validation import validate_known_keys
+from musicrnn.cli.conf_dir import CONFIG_DIR
+from musicrnn.cli.config_validation import validate_known_keys
 from musicrnn.errors import MusicrnnError, errors_as_one_line, run_hydra_cli
 from musicrnn.evaluation import figures
-from musicrnn.midi_io import find_midi_files, read_midi
+from musicrnn.midi.io import find_midi_files, read_midi
 
 
 def _midi_files(spec: str) -> list[Path]:

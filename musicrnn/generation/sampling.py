@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import torch
 
-from musicrnn import compiled_sampling
-from musicrnn.models.note_lstm import NoteLSTM
-from musicrnn.representation import NUM_FEATURES, dequantise_time
+from musicrnn.generation import compiled_sampling
+from musicrnn.nets.note_lstm import NoteLSTM
+from musicrnn.representations.notes import NUM_FEATURES, dequantise_time
 
 
 def module_device(module: torch.nn.Module) -> torch.device:

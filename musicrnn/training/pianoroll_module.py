@@ -7,9 +7,9 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from musicrnn.models.loss_logging import log_loss
-from musicrnn.models.pianoroll_rnn import PianoRollRNN, PianoRollRNNConfig
-from musicrnn.pianoroll import PIANO_KEYS, PIANO_LOWEST_PITCH, check_key_range
+from musicrnn.nets.pianoroll_rnn import PianoRollRNN, PianoRollRNNConfig
+from musicrnn.representations.pianoroll import PIANO_KEYS, PIANO_LOWEST_PITCH, check_key_range
+from musicrnn.training.loss_logging import log_loss
 
 CHECKPOINT_FORMAT_VERSION = 1
 LR_SCHEDULES = (None, "plateau")

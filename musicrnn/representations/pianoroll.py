@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from musicrnn.midi_io import DEFAULT_TEMPO_BPM, empty_notes
+from musicrnn.midi.io import DEFAULT_TEMPO_BPM, empty_notes
 
 PIANO_LOWEST_PITCH = 21  # A0
 PIANO_KEYS = 88  # A0..C8: MIDI 21..108
@@ -47,7 +47,7 @@ def notes_to_pianoroll(
     num_frames: int | None = None,
     max_frames: int | None = None,
 ) -> np.ndarray:
-    """A (frames, num_keys) bool roll of a note array (musicrnn.midi_io.NOTE_DTYPE, times from start_beat /
+    """A (frames, num_keys) bool roll of a note array (musicrnn.midi.io.NOTE_DTYPE, times from start_beat /
     end_beat). Notes outside the key range are dropped. `num_frames` defaults to the last note's end.
     `max_frames` refuses (ValueError) a roll that would be longer, before allocating it: a file whose notes
     claim to end at tick 2^30 must not become a multi-gigabyte array."""

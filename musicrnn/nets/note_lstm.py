@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from musicrnn.representation import NUM_PITCHES, quantise_time
+from musicrnn.representations.notes import NUM_PITCHES, quantise_time
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 TIMING_INPUTS = ("linear", "log")
@@ -139,7 +139,7 @@ class NoteStepper:
     Built from the network's current weights: build a new one after the weights change."""
 
     def __init__(self, net: NoteLSTM):
-        from musicrnn.models.grouped import lstm_gate_order
+        from musicrnn.nets.grouped import lstm_gate_order
 
         lstm, hidden = net.lstm, net.config.hidden_size
         order = lstm_gate_order(hidden)
@@ -163,7 +163,7 @@ class NoteStepper:
     @torch.no_grad()
     def __call__(self, events: torch.Tensor, state: LSTMState) -> tuple[NoteLSTMOutput, LSTMState]:
         """events: (batch, 1, 3); state: (h, c), each (layers, batch, hidden)."""
-        from musicrnn.models.grouped import lstm_cell
+        from musicrnn.nets.grouped import lstm_cell
 
         net = self.net
         x = net.encode(events)[:, 0]

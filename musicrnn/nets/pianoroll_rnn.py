@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from musicrnn.pianoroll import PIANO_KEYS
+from musicrnn.representations.pianoroll import PIANO_KEYS
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 

@@ -1,4 +1,4 @@
-"""`musicrnn-train` (also `python -m musicrnn.train`): train, test and sample, configured by Hydra.
+"""`musicrnn-train` (also `python -m musicrnn.cli.train`): train, test and sample, configured by Hydra.
 
 musicrnn-train                                            # built-in Bach chorales, the paper's model
 musicrnn-train data=midi_dir data.path=~/midis model=seed_paper trainer.max_epochs=20
@@ -22,15 +22,15 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from musicrnn.callbacks.random_state import RandomStateCheckpoint
-from musicrnn.checkpoint import expand_checkpoints, load_model, load_module
-from musicrnn.checkpoint_io import SafeCheckpointIO
-from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.config_validation import validate_run_config
+from musicrnn.cli.conf_dir import CONFIG_DIR
+from musicrnn.cli.config_validation import validate_run_config
+from musicrnn.cli.generate import sample_checkpoint
 from musicrnn.data.pianoroll_data import PianoRollDataModule
 from musicrnn.errors import CheckpointError, MusicrnnError, errors_as_one_line, run_hydra_cli
-from musicrnn.generate import sample_checkpoint
-from musicrnn.models.pianoroll_module import PianoRollModule
+from musicrnn.training.callbacks.random_state import RandomStateCheckpoint
+from musicrnn.training.checkpoint import expand_checkpoints, load_model, load_module
+from musicrnn.training.checkpoint_io import SafeCheckpointIO
+from musicrnn.training.pianoroll_module import PianoRollModule
 
 log = logging.getLogger(__name__)
 # A deprecation inside pytorch_lightning itself (its own use of torch's pytree), not actionable here.

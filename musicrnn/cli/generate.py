@@ -17,16 +17,16 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from musicrnn.checkpoint import load_model
-from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.config_validation import validate_generation, validate_known_keys
+from musicrnn.cli.conf_dir import CONFIG_DIR
+from musicrnn.cli.config_validation import validate_generation, validate_known_keys
 from musicrnn.errors import MusicrnnError, errors_as_one_line, run_hydra_cli
-from musicrnn.midi_io import read_midi, write_midi
-from musicrnn.models.note_module import NoteLSTMModule
-from musicrnn.models.pianoroll_module import PianoRollModule
-from musicrnn.pianoroll import notes_to_pianoroll, pianoroll_to_notes
-from musicrnn.representation import events_to_notes, notes_to_events
-from musicrnn.sampling import generate_events, generate_frames
+from musicrnn.generation.sampling import generate_events, generate_frames
+from musicrnn.midi.io import read_midi, write_midi
+from musicrnn.representations.notes import events_to_notes, notes_to_events
+from musicrnn.representations.pianoroll import notes_to_pianoroll, pianoroll_to_notes
+from musicrnn.training.checkpoint import load_model
+from musicrnn.training.note_module import NoteLSTMModule
+from musicrnn.training.pianoroll_module import PianoRollModule
 
 log = logging.getLogger(__name__)
 

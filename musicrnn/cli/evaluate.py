@@ -18,20 +18,20 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from musicrnn.checkpoint import expand_checkpoints
-from musicrnn.conf_dir import CONFIG_DIR
-from musicrnn.config_validation import validate_generation
+from musicrnn.cli.conf_dir import CONFIG_DIR
+from musicrnn.cli.config_validation import validate_generation
+from musicrnn.cli.generate import sample_checkpoint
+from musicrnn.cli.train import route_lightning_logs, train
 from musicrnn.errors import MusicrnnError, errors_as_one_line, one_line, run_hydra_cli
 from musicrnn.evaluation import figures
-from musicrnn.evaluation.audio import AudioUnavailable, audio_unavailable_reason, render_wav
 from musicrnn.evaluation.musical import mean_metrics
 from musicrnn.evaluation.novelty import novelty_summary
 from musicrnn.evaluation.report import markdown_report, write_metrics_json
 from musicrnn.evaluation.samples import read_samples
 from musicrnn.evaluation.yang_lerch import yang_lerch
-from musicrnn.generate import sample_checkpoint
-from musicrnn.models.pianoroll_module import PianoRollModule
-from musicrnn.train import route_lightning_logs, train
+from musicrnn.midi.audio import AudioUnavailable, audio_unavailable_reason, render_wav
+from musicrnn.training.checkpoint import expand_checkpoints
+from musicrnn.training.pianoroll_module import PianoRollModule
 
 log = logging.getLogger(__name__)
 MIN_HELD_OUT = 8

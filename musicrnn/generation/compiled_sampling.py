@@ -7,7 +7,7 @@ experiments/benchmarks/README.md). Here the whole loop is one compiled function:
 [input, hidden] x weights product goes to BLAS (`np.dot`, in small pieces: see `column_blocks`), the gates,
 the heads and the sampling are plain compiled loops, and a batch's samples run in parallel threads. It
 runs the same arithmetic as `NoteLSTM.forward` / `NoteEnsembleNet.forward` in eval mode, and samples with
-the same rule and the same uniforms as `musicrnn.sampling.sample_class`, so for one seed it gives the same
+the same rule and the same uniforms as `musicrnn.generation.sampling.sample_class`, so for one seed it gives the same
 notes as the torch loop (timing equal to float rounding; a pitch could differ only if a uniform fell within
 rounding of a class boundary).
 
@@ -30,8 +30,8 @@ from torch import nn
 
 def supports(net: nn.Module, top_k: int | None, top_p: float | None) -> bool:
     """Whether `compiled_note_loop` can generate from `net` with these sampling settings."""
-    from musicrnn.models.ensemble import NoteEnsembleNet
-    from musicrnn.models.note_lstm import NoteLSTM
+    from musicrnn.nets.note_lstm import NoteLSTM
+    from musicrnn.training.ensemble import NoteEnsembleNet
 
     if not isinstance(net, (NoteLSTM, NoteEnsembleNet)) or net.config.timing_head != "regression":
         return False
@@ -81,7 +81,7 @@ class MemberWeights:
     Every matrix is kept as `column_blocks`."""
 
     def __init__(self, net: nn.Module):
-        from musicrnn.models.ensemble import NoteEnsembleNet
+        from musicrnn.training.ensemble import NoteEnsembleNet
 
         stepper = net.stepper()
         if isinstance(net, NoteEnsembleNet):  # every tensor already has the member axis first

@@ -20,8 +20,8 @@ import torch
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MultilabelStatScores
 
-from musicrnn.callbacks.stage_metrics import StageMetrics
-from musicrnn.models.pianoroll_module import frame_nll, key_log_odds
+from musicrnn.training.callbacks.stage_metrics import StageMetrics
+from musicrnn.training.pianoroll_module import frame_nll, key_log_odds
 
 
 class _FrameScores(torch.nn.Module):

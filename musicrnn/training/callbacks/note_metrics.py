@@ -16,8 +16,8 @@ import torch
 from torchmetrics import MeanMetric, MeanSquaredError, Metric
 from torchmetrics.classification import MulticlassAccuracy
 
-from musicrnn.callbacks.stage_metrics import StageMetrics
-from musicrnn.representation import NUM_PITCHES
+from musicrnn.representations.notes import NUM_PITCHES
+from musicrnn.training.callbacks.stage_metrics import StageMetrics
 
 
 class _NoteScores(torch.nn.Module):

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from musicrnn.errors import CheckpointError, MusicrnnError
-from musicrnn.models.grouped import (
+from musicrnn.nets.grouped import (
     MemberLinear,
     MemberLSTMStepper,
     MemberRNN,
@@ -30,11 +30,11 @@ from musicrnn.models.grouped import (
     mixture_bernoulli_logits,
     mixture_log_probs,
 )
-from musicrnn.models.note_lstm import NoteLSTM, NoteLSTMOutput, encode_events
-from musicrnn.models.note_module import NoteLSTMModule
-from musicrnn.models.pianoroll_module import PianoRollModule
-from musicrnn.models.pianoroll_rnn import PianoRollRNN
-from musicrnn.representation import quantise_time
+from musicrnn.nets.note_lstm import NoteLSTM, NoteLSTMOutput, encode_events
+from musicrnn.nets.pianoroll_rnn import PianoRollRNN
+from musicrnn.representations.notes import quantise_time
+from musicrnn.training.note_module import NoteLSTMModule
+from musicrnn.training.pianoroll_module import PianoRollModule
 
 # Settings every member must share: they fix what the inputs and outputs mean.
 REPRESENTATION = {
@@ -233,6 +233,6 @@ def load_ensemble(
     paths: Sequence[str | os.PathLike], weights: Sequence[float] | None = None
 ) -> NoteLSTMModule | PianoRollModule:
     """The ensemble of the checkpoints at `paths` (uniform weights unless `weights` is given)."""
-    from musicrnn.checkpoint import load_module  # here: checkpoint imports the models package
+    from musicrnn.training.checkpoint import load_module  # here: checkpoint imports the models package
 
     return ensemble_from_modules([load_module(p) for p in paths], weights, [str(p) for p in paths])

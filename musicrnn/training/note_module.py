@@ -7,9 +7,9 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from musicrnn.models.loss_logging import log_loss
-from musicrnn.models.note_lstm import NoteLSTM, NoteLSTMConfig, NoteLSTMOutput
-from musicrnn.representation import DURATION, PITCH, STEP, TIME_UNITS
+from musicrnn.nets.note_lstm import NoteLSTM, NoteLSTMConfig, NoteLSTMOutput
+from musicrnn.representations.notes import DURATION, PITCH, STEP, TIME_UNITS
+from musicrnn.training.loss_logging import log_loss
 
 CHECKPOINT_FORMAT_VERSION = 1
 TRAIN_POSITIONS = ("all", "last")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from musicrnn.checkpoint_io import read_checkpoint
 from musicrnn.errors import CheckpointError
-from musicrnn.models import note_module, pianoroll_module
-from musicrnn.models.note_module import NoteLSTMModule
-from musicrnn.models.pianoroll_module import PianoRollModule
+from musicrnn.training import note_module, pianoroll_module
+from musicrnn.training.checkpoint_io import read_checkpoint
+from musicrnn.training.note_module import NoteLSTMModule
+from musicrnn.training.pianoroll_module import PianoRollModule
 
 # The "model" a checkpoint's musicrnn section names -> (module class, the format version it reads).
 MODULES: dict[str, tuple[type[pl.LightningModule], int]] = {
@@ -72,8 +72,8 @@ def expand_checkpoints(spec: str | os.PathLike | Sequence[str | os.PathLike]) ->
 
 
 def load_model(spec: str | os.PathLike | Sequence[str | os.PathLike], weights: Sequence[float] | None = None):
-    """One checkpoint -> its module; several (a list or a glob) -> their ensemble (musicrnn.models.ensemble)."""
-    from musicrnn.models.ensemble import load_ensemble
+    """One checkpoint -> its module; several (a list or a glob) -> their ensemble (musicrnn.training.ensemble)."""
+    from musicrnn.training.ensemble import load_ensemble
 
     paths = expand_checkpoints(spec)
     if len(paths) == 1 and weights is None:
