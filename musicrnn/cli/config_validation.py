@@ -105,7 +105,7 @@ def _target_signature(target: str) -> tuple[dict[str, inspect.Parameter], dict[s
     cls = getattr(importlib.import_module(module_name), name)
     parameters = dict(inspect.signature(cls).parameters)
     try:
-        hints = typing.get_type_hints(cls.__init__)
+        hints = typing.get_type_hints(cls.__init__ if isinstance(cls, type) else cls)  # a class or a builder
     except Exception:  # an annotation that cannot be resolved here: check keys, not types
         hints = {}
     open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())

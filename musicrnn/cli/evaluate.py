@@ -20,8 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from musicrnn.cli.conf_dir import CONFIG_DIR
 from musicrnn.cli.config_validation import validate_generation
-from musicrnn.cli.generate import sample_checkpoint
-from musicrnn.cli.train import route_lightning_logs, train
+from musicrnn.cli.generate import LENGTH_SETTINGS
+from musicrnn.cli.train import checkpoints_of, route_lightning_logs, test
 from musicrnn.errors import MusicrnnError, errors_as_one_line, one_line, run_hydra_cli
 from musicrnn.evaluation import figures
 from musicrnn.evaluation.musical import mean_metrics
@@ -29,16 +29,16 @@ from musicrnn.evaluation.novelty import novelty_summary
 from musicrnn.evaluation.report import markdown_report, write_metrics_json
 from musicrnn.evaluation.samples import read_samples
 from musicrnn.evaluation.yang_lerch import yang_lerch
+from musicrnn.generation.samples import sample_checkpoint
 from musicrnn.midi.audio import AudioUnavailable, audio_unavailable_reason, render_wav
-from musicrnn.training.checkpoint import expand_checkpoints
-from musicrnn.training.pianoroll_module import PianoRollModule
+from musicrnn.nets.heads import SamplingSettings
 
 log = logging.getLogger(__name__)
 MIN_HELD_OUT = 8
 
 
 def generate_samples(
-    module, folder: Path, *, num_samples: int, length: int, temperature: float, top_k, top_p, seed
+    module, folder: Path, *, num_samples: int, length: int, settings: SamplingSettings, seed
 ) -> list[Path]:
     """`num_samples` samples spread over the checkpoint's held-out primers (one batch per primer)."""
     primers = max(1, min(len(module.primers), num_samples))
@@ -48,15 +48,10 @@ def generate_samples(
         written = sample_checkpoint(
             module,
             folder / f"primer{index}.mid",
+            length=length,
             primer_index=index,
-            primer_notes=0,
-            primer_frames=0,
-            num_notes=length,
-            num_frames=length,
             num_samples=count,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
+            settings=settings,
             seed=None if seed is None else seed + index,
         )
         if count == 1:  # one sample is written without a number: name it like the others
@@ -72,16 +67,18 @@ def evaluate(cfg: DictConfig) -> dict:
             "ckpt_path is not set: musicrnn-evaluate ckpt_path=logs/train/runs/<run>/checkpoints/best.ckpt (or a list or glob of them)"
         )
     validate_generation(OmegaConf.to_container(cfg, resolve=False))  # before any checkpoint or data is read
-    checkpoints = [str(p) for p in expand_checkpoints(cfg.ckpt_path)]
-    test_metrics, objects = train(
-        cfg, command="musicrnn-evaluate: the test split"
-    )  # train=false: tests the checkpoint (or ensemble) as loaded
+    paths = checkpoints_of(cfg)
+    checkpoints = [str(p) for p in paths]
+    # The checkpoint (or ensemble) tested as loaded.
+    test_metrics, objects = test(cfg, paths, command="musicrnn-evaluate: the test split")
     module, datamodule = objects["model"], objects["datamodule"]
-    rolls = isinstance(module, PianoRollModule)
-    length = int(cfg.num_frames if rolls else cfg.num_notes)
+    representation = module.representation
+    length_setting = representation.length_setting
+    length = int(cfg[length_setting])
     if length < 1 or int(cfg.num_samples) < 1:
-        raise MusicrnnError(f"num_samples and {'num_frames' if rolls else 'num_notes'} must be >= 1")
-    unit = "num_frames frames (a piano-roll model; num_notes is for note models)" if rolls else "num_notes notes"
+        raise MusicrnnError(f"num_samples and {length_setting} must be >= 1")
+    others = [f"{name} is for other models" for name in LENGTH_SETTINGS if name != length_setting]
+    unit = f"{length_setting} {representation.step_noun} ({'; '.join(others)})"
     print(f"musicrnn-evaluate: generating {cfg.num_samples} samples of {length} {unit}", flush=True)
 
     sample_paths = generate_samples(
@@ -89,9 +86,7 @@ def evaluate(cfg: DictConfig) -> dict:
         output_dir / "samples",
         num_samples=int(cfg.num_samples),
         length=length,
-        temperature=float(cfg.temperature),
-        top_k=cfg.top_k,
-        top_p=cfg.top_p,
+        settings=SamplingSettings(float(cfg.temperature), cfg.top_k, cfg.top_p),
         seed=cfg.seed,
     )
     sample_paths, generated = read_samples(sample_paths)
@@ -109,14 +104,7 @@ def evaluate(cfg: DictConfig) -> dict:
         raise MusicrnnError("the data has no test or validation pieces to compare the samples with")
     # Counts and ranges grow with length: real pieces are cut to the samples' length, in notes for a note
     # model, in beats (the frames' span) for a piano-roll model.
-    if rolls:
-        beats = length / module.hparams.steps_per_quarter
-        held_out = [p[p["start_beat"] < beats] for p in held_out_full]
-        held_out_cut = f"its first {beats:g} beats (the samples' {length} frames)"
-    else:
-        held_out_notes = int(np.median([len(p) for p in generated]))
-        held_out = [p[:held_out_notes] for p in held_out_full]
-        held_out_cut = f"its first {held_out_notes} notes (the samples' length)"
+    held_out, held_out_cut = representation.cut_like_samples(held_out_full, generated, length)
     held_out = [p for p in held_out if len(p)]
     scale = {"scale_root": int(cfg.scale_root), "scale_mode": str(cfg.scale_mode)}
 
@@ -134,7 +122,7 @@ def evaluate(cfg: DictConfig) -> dict:
             "num_samples": int(cfg.num_samples),
             "samples_written": len(sample_paths),
             "length": length,
-            "length_unit": "frames" if rolls else "notes",
+            "length_unit": representation.step_noun,
             "temperature": float(cfg.temperature),
             "seed": cfg.seed,
             "num_primers": max(1, min(len(module.primers), int(cfg.num_samples))),

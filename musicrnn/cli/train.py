@@ -18,19 +18,22 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from musicrnn.cli.conf_dir import CONFIG_DIR
 from musicrnn.cli.config_validation import validate_run_config
-from musicrnn.cli.generate import sample_checkpoint
-from musicrnn.data.pianoroll_data import PianoRollDataModule
 from musicrnn.errors import CheckpointError, MusicrnnError, errors_as_one_line, run_hydra_cli
+from musicrnn.generation.samples import sample_checkpoint
+from musicrnn.nets.heads import SamplingSettings
+from musicrnn.representations import REPRESENTATIONS
 from musicrnn.training.callbacks.random_state import RandomStateCheckpoint
-from musicrnn.training.checkpoint import expand_checkpoints, load_model, load_module
+from musicrnn.training.checkpoint import expand_checkpoints, load_module
 from musicrnn.training.checkpoint_io import SafeCheckpointIO
-from musicrnn.training.pianoroll_module import PianoRollModule
+from musicrnn.training.ensemble import load_model
+from musicrnn.training.models import REPRESENTATIONS as MODEL_REPRESENTATIONS
+from musicrnn.training.module import SequenceModel
 
 log = logging.getLogger(__name__)
 # A deprecation inside pytorch_lightning itself (its own use of torch's pytree), not actionable here.
@@ -53,39 +56,96 @@ def _scalar_metrics(metrics: dict) -> dict[str, float]:
 
 
 def train(cfg: DictConfig, command: str = "musicrnn-train") -> tuple[dict[str, float], dict[str, Any]]:
-    """Fit, test the best checkpoint, write a sample. Returns (metrics, objects), so tests and sweepers
-    can read the numbers."""
-    started = time.perf_counter()
-    # One checkpoint resumes training (or is tested); several (a list or a glob) are tested as an ensemble.
-    spec = cfg.get("ckpt_path")
-    if spec == "last":
-        spec = str(latest_last_checkpoint(Path(cfg.paths.log_dir) / cfg.task_name))
-        log.info("ckpt_path=last: resuming from %s", spec)
-    checkpoints = expand_checkpoints(spec) if spec else []  # a ListConfig is a Sequence: used as it is
-    for path in checkpoints:
-        if not path.is_file():
-            raise CheckpointError(path, "file not found")  # before any work, not after the data loads
-    ensemble = len(checkpoints) > 1
-    if ensemble and cfg.get("train"):
+    """What `musicrnn-train` does: fit (from scratch, or resumed from `ckpt_path`) then test the best
+    checkpoint and write a sample; with `train=false`, test the checkpoint(s) at `ckpt_path` (several: their
+    ensemble). Returns (metrics, objects), so tests and sweepers can read the numbers."""
+    checkpoints = checkpoints_of(cfg)
+    if not cfg.get("train"):
+        return test(cfg, checkpoints, command)
+    if len(checkpoints) > 1:
         raise MusicrnnError(
             f"ckpt_path names {len(checkpoints)} checkpoints: an ensemble is tested, not trained (add train=false)"
         )
+    return fit(cfg, checkpoints[0] if checkpoints else None, command)
+
+
+def fit(cfg: DictConfig, resume: Path | None = None, command: str = "musicrnn-train") -> tuple[dict, dict]:
+    """Train the configured model (continuing the run of checkpoint `resume`, when given), test its best
+    checkpoint, write a sample from it, and write metrics.json and the summary."""
+    started = time.perf_counter()
+    _check_and_seed(cfg)
+    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    model = hydra.utils.instantiate(cfg.model)
+    if resume is not None:
+        check_resumable(model, resume)
+    check_model_matches_data(model, datamodule)
+    trainer, loggers = _trainer(cfg)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume) if resume is not None else None)
+    metrics = _scalar_metrics(trainer.callback_metrics)
+    objective, diverged = _objective(cfg, trainer, metrics)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    best = "" if diverged else best or (str(resume) if resume is not None else "")  # a diverged run: nothing to test
+    if cfg.get("test") and not diverged:
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        metrics.update(_scalar_metrics(trainer.callback_metrics))
+    _log_hparams(loggers, datamodule, model, objective)
+    sampled = load_module(best) if best and _sample_settings(cfg, trainer) else None
+    return _finish(cfg, command, started, trainer, datamodule, model, sampled, metrics, objective, diverged, best)
+
+
+def test(cfg: DictConfig, checkpoints: list[Path], command: str = "musicrnn-train") -> tuple[dict, dict]:
+    """Test the checkpoint (several: their ensemble, weighted by `ensemble_weights`) as saved, on the test
+    split of the configured data, write a sample from it, and write metrics.json and the summary. Without a
+    checkpoint, the configured model as initialised is tested."""
+    started = time.perf_counter()
+    _check_and_seed(cfg)
+    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    weights = _plain(cfg.get("ensemble_weights"))
+    if len(checkpoints) > 1:
+        model = load_model(checkpoints, weights)
+    else:  # tested as saved: the checkpoint carries its own settings
+        model = load_module(checkpoints[0]) if checkpoints else hydra.utils.instantiate(cfg.model)
+    check_model_matches_data(model, datamodule)
+    trainer, loggers = _trainer(cfg)
+    metrics: dict[str, float] = {}
+    objective, diverged = _objective(cfg, trainer, metrics)
+    if cfg.get("test"):
+        trainer.test(model, datamodule=datamodule, verbose=False)
+        metrics.update(_scalar_metrics(trainer.callback_metrics))
+    _log_hparams(loggers, datamodule, model, objective)
+    sampled = model if checkpoints else None
+    return _finish(cfg, command, started, trainer, datamodule, model, sampled, metrics, objective, diverged, "")
+
+
+def checkpoints_of(cfg: DictConfig) -> list[Path]:
+    """The checkpoints `ckpt_path` names (a path, a list, a glob, or "last": this task's newest last.ckpt),
+    each checked to exist before any work, not after the data loads."""
+    spec = _plain(cfg.get("ckpt_path"))
+    if spec == "last":
+        spec = str(latest_last_checkpoint(Path(cfg.paths.log_dir) / cfg.task_name))
+        log.info("ckpt_path=last: resuming from %s", spec)
+    checkpoints = expand_checkpoints(spec) if spec else []
+    for path in checkpoints:
+        if not path.is_file():
+            raise CheckpointError(path, "file not found")
+    return checkpoints
+
+
+def _plain(value):
+    """A config value as plain Python (lists and dicts instead of Hydra's containers)."""
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+
+
+def _check_and_seed(cfg: DictConfig) -> None:
     check_data_and_model_kinds(cfg)  # the model config also sets the data's windows: it must fit, tested or not
     validate_run_config(cfg)  # unknown keys, wrong types, out-of-range values: before the data is read
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)  # Lightning's own line would go to stderr
         log.info("seed %d (torch, numpy, random and the data loader workers)", cfg.seed)
-    output_dir = Path(cfg.paths.output_dir)
-    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
-    if ensemble:
-        model: pl.LightningModule = load_model(checkpoints, cfg.get("ensemble_weights"))
-    elif checkpoints and not cfg.get("train"):
-        model = load_module(checkpoints[0])  # tested as saved: the checkpoint carries its own settings
-    else:
-        model = hydra.utils.instantiate(cfg.model)
-        if checkpoints:
-            check_resumable(model, checkpoints[0])
-    check_model_matches_data(model, datamodule)
+
+
+def _trainer(cfg: DictConfig) -> tuple[pl.Trainer, list]:
+    """The configured Trainer, its callbacks and loggers."""
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     if not loggers:  # logger=none: Lightning refuses a learning-rate monitor with nothing to log to
@@ -95,54 +155,35 @@ def train(cfg: DictConfig, command: str = "musicrnn-train") -> tuple[dict[str, f
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[SafeCheckpointIO()]
     )
+    return trainer, loggers
 
-    metrics: dict[str, float] = {}
-    resume = str(checkpoints[0]) if checkpoints and cfg.get("train") else None
-    if cfg.get("train"):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
-        metrics.update(_scalar_metrics(trainer.callback_metrics))
-    objective, diverged = _objective(cfg, trainer, metrics)
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback and cfg.get("train") else ""
-    best = "" if diverged else best or resume or ""  # a diverged run has no checkpoint worth testing or sampling
-    tested_as_loaded = bool(checkpoints) and not cfg.get("train")  # a given checkpoint or ensemble, in memory
-    if cfg.get("test") and not diverged:
-        trainer.test(model, datamodule=datamodule, ckpt_path=None if tested_as_loaded else best or None, verbose=False)
-        metrics.update(_scalar_metrics(trainer.callback_metrics))
 
-    _log_hparams(loggers, datamodule, model, objective)
+def _sample_settings(cfg: DictConfig, trainer: pl.Trainer) -> dict:
+    """The end-of-run sample's settings; none under DDP's other processes (one process writes the sample,
+    the summary and metrics.json)."""
+    return (_plain(cfg.get("sample")) or {}) if trainer.is_global_zero else {}
 
+
+def _finish(cfg, command, started, trainer, datamodule, model, sampled, metrics, objective, diverged, best):
+    """The end-of-run sample (the checkpoint's own held-out primer, read whole: it is one training window
+    long), metrics.json and the summary; returns (metrics, objects)."""
+    output_dir = Path(cfg.paths.output_dir)
+    sample = _sample_settings(cfg, trainer)
     sample_paths = []
-    sample_cfg = cfg.get("sample") or {}
-    if not trainer.is_global_zero:  # under DDP: one process writes the sample, the summary and metrics.json
-        sample_cfg = {}
-    sampled = model if tested_as_loaded else load_module(best) if best and sample_cfg else None
     # A note model's sample is num_notes long, a piano-roll model's num_frames; 0 or null means no sample.
-    length = sample_cfg.get("num_frames" if isinstance(sampled, PianoRollModule) else "num_notes")
-    if sampled is not None and length:
-        # The checkpoint's own held-out primer, read whole (it is one training window long).
+    length = sample.get(sampled.representation.length_setting) if sampled is not None else None
+    if length:
         sample_paths = sample_checkpoint(
             sampled,
             output_dir / "samples" / "sample.mid",
-            primer_notes=0,
-            primer_frames=0,
-            num_notes=int(length),
-            num_frames=int(length),
-            temperature=float(sample_cfg["temperature"]),
+            length=int(length),
+            settings=SamplingSettings(temperature=float(sample["temperature"])),
             seed=cfg.get("seed"),
         )
-
     elapsed = time.perf_counter() - started
     if trainer.is_global_zero:
-        _write_metrics_json(
-            output_dir,
-            cfg,
-            objective,
-            diverged,
-            best,
-            metrics,
-            elapsed,
-            trainer.current_epoch if cfg.get("train") else 0,
-        )
+        epochs = trainer.current_epoch if cfg.get("train") else 0
+        _write_metrics_json(output_dir, cfg, objective, diverged, best, metrics, elapsed, epochs)
         _print_summary(command, output_dir, best, sample_paths, metrics, elapsed)
     objects = {
         "datamodule": datamodule,
@@ -205,33 +246,35 @@ def _write_metrics_json(
 
 
 def check_data_and_model_kinds(cfg: DictConfig) -> None:
-    """Piano-roll data needs a piano-roll model and note data a note model: say so before anything is built."""
+    """The data must give the representation the model reads (notes, piano rolls): said before anything is
+    built. Each data module class names what it gives (`representation_name`), each model builder what it
+    reads (`training.models.REPRESENTATIONS`)."""
     try:
         data_class = hydra.utils.get_class(cfg.data._target_)
-        model_class = hydra.utils.get_class(cfg.model._target_)
+        model_name = str(cfg.model._target_).rpartition(".")[2]
     except Exception:
         return  # a bad _target_ is reported by the instantiation itself
-    rolls, roll_model = issubclass(data_class, PianoRollDataModule), issubclass(model_class, PianoRollModule)
-    if rolls and not roll_model:
-        raise MusicrnnError(
-            f"the data config ({data_class.__name__}) gives piano rolls but the model is a note model ({model_class.__name__}): add model=pianoroll_lstm"
-        )
-    if roll_model and not rolls:
-        raise MusicrnnError(
-            f"model=pianoroll_lstm needs piano-roll data (data=jsb_chorales, pianoroll_pickle or pianoroll_midi), not {data_class.__name__}"
-        )
+    gives, reads = getattr(data_class, "representation_name", None), MODEL_REPRESENTATIONS.get(model_name)
+    if gives is None or reads is None or gives == reads:
+        return
+    models = " or ".join(f"model={name}" for name, kind in MODEL_REPRESENTATIONS.items() if kind == gives)
+    data, model = REPRESENTATIONS[gives], REPRESENTATIONS[reads]
+    raise MusicrnnError(
+        f"the data config ({data_class.__name__}) gives {data.data_noun} but the model is a {model.model_noun} "
+        f"model ({model_name}): add {models}, or choose data that gives {model.data_noun}"
+    )
 
 
-def check_model_matches_data(model: pl.LightningModule, datamodule: pl.LightningDataModule) -> None:
-    """A model (built, or loaded from checkpoints) must read the data's representation."""
-    if isinstance(model, PianoRollModule) != isinstance(datamodule, PianoRollDataModule):
-        kind = "piano-roll" if isinstance(model, PianoRollModule) else "note"
+def check_model_matches_data(model: SequenceModel, datamodule: pl.LightningDataModule) -> None:
+    """A model (built, or loaded from checkpoints) must read the data's representation, with its settings."""
+    gives, reads = getattr(datamodule, "representation_name", None), model.representation
+    if gives is not None and gives != reads.name:
         raise MusicrnnError(
-            f"the checkpoint holds a {kind} model but the data config gives {'notes' if kind == 'piano-roll' else 'piano rolls'}: choose the data= (or experiment=) it was trained with"
+            f"the checkpoint holds a {reads.model_noun} model but the data config gives "
+            f"{REPRESENTATIONS[gives].data_noun}: choose the data= (or experiment=) it was trained with"
         )
-    names = ("num_keys", "lowest_pitch", "steps_per_quarter") if isinstance(model, PianoRollModule) else ("time_unit",)
-    for name in names:
-        mine, data = model.hparams.get(name), getattr(datamodule, name, None)
+    for name, mine in model.representation.settings().items():
+        data = getattr(datamodule, name, None)
         if data is not None and mine != data:
             raise MusicrnnError(
                 f"the model has {name}={mine!r} but the data has {data!r}: set data.{name}={mine!r} (or use a matching checkpoint)"
@@ -250,9 +293,9 @@ def latest_last_checkpoint(task_dir: Path) -> Path:
 def check_resumable(model: pl.LightningModule, path: Path) -> None:
     """Resuming needs the configured model to be the checkpoint's: same class, same parameter shapes."""
     saved = load_module(path)
-    if type(saved) is not type(model):
+    if saved.model_name != model.model_name:
         raise CheckpointError(
-            path, f"holds a {type(saved).__name__}, but the configured model is a {type(model).__name__}"
+            path, f"holds a {saved.model_name} model, but the configured model is a {model.model_name}"
         )
     mine, theirs = model.state_dict(), saved.state_dict()
     for name, tensor in theirs.items():

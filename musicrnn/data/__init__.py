@@ -1,3 +1,4 @@
+from musicrnn.data.base import SequenceDataModule
 from musicrnn.data.corpus import PreparedCorpus, prepare_corpus
 from musicrnn.data.datamodule import BachChoralesDataModule, NoteSequenceDataModule, NoteWindowDataset
 from musicrnn.data.pianoroll_data import (
@@ -10,6 +11,7 @@ from musicrnn.data.pianoroll_data import (
 from musicrnn.data.split import split_pieces
 
 __all__ = [
+    "SequenceDataModule",
     "BachChoralesDataModule",
     "NoteSequenceDataModule",
     "NoteWindowDataset",

@@ -7,16 +7,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import Dataset
 
 from musicrnn.data.bach_chorales import extract_bach_chorales
+from musicrnn.data.base import SequenceDataModule
 from musicrnn.data.corpus import DEFAULT_PARSE_TIMEOUT, PreparedCorpus, default_cache_dir, prepare_corpus
-from musicrnn.data.loaders import SplitLoaders
 from musicrnn.data.split import SPLITS, split_pieces
 from musicrnn.errors import MusicrnnError
-from musicrnn.representations.notes import NUM_PITCHES, PITCH, TIME_UNITS, notes_to_events
+from musicrnn.representations.notes import NUM_PITCHES, PITCH, TIME_UNITS, NoteEvents, notes_to_events
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +57,15 @@ class NoteWindowDataset(Dataset):
         return window
 
 
-class NoteSequenceDataModule(SplitLoaders, pl.LightningDataModule):
+class NoteSequenceDataModule(SequenceDataModule):
     """Note windows from a folder of MIDI files (recursive, .mid/.midi in any case).
 
     The corpus is parsed once and cached (see `prepare_corpus`); pieces are split train/val/test by a hash
     of their path (`split_pieces`); each split becomes windows of `seq_len + 1` (pitch, step, duration)
     events taken every `stride` notes (default `seq_len`: every note is a target once per epoch).
     """
+
+    representation_name = NoteEvents.name
 
     def __init__(
         self,
@@ -197,7 +198,7 @@ class NoteSequenceDataModule(SplitLoaders, pl.LightningDataModule):
         corpus = self.load_corpus()
         return [corpus.piece(i) for i in self.split_indices[split]]
 
-    def primer_events(self) -> list[np.ndarray]:
+    def primers(self) -> list[np.ndarray]:
         """The first `seq_len` events of up to `num_primers` held-out (test) pieces, for generation."""
         split = "test" if len(self.split_indices.get("test", [])) else "val"
         events, offsets = self.split_events(split)

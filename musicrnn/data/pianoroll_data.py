@@ -14,17 +14,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import Dataset
 
+from musicrnn.data.base import SequenceDataModule
 from musicrnn.data.corpus import DEFAULT_PARSE_TIMEOUT, PreparedCorpus, default_cache_dir, prepare_corpus
-from musicrnn.data.loaders import SplitLoaders
 from musicrnn.data.split import SPLITS, split_pieces
 from musicrnn.errors import MusicrnnError
 from musicrnn.representations.pianoroll import (
     PIANO_KEYS,
     PIANO_LOWEST_PITCH,
+    PianoRoll,
     check_key_range,
     notes_to_pianoroll,
     pianoroll_to_notes,
@@ -113,8 +113,10 @@ def pad_rolls(batch: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.nn.utils.rnn.pad_sequence(batch, batch_first=True), lengths
 
 
-class PianoRollDataModule(SplitLoaders, pl.LightningDataModule):
+class PianoRollDataModule(SequenceDataModule):
     """Base: subclasses provide `load_rolls()` -> {'train', 'val', 'test'} -> list of (frames, keys) rolls."""
+
+    representation_name = PianoRoll.name
 
     def __init__(
         self,
@@ -184,7 +186,7 @@ class PianoRollDataModule(SplitLoaders, pl.LightningDataModule):
             if np.any(roll)
         ]
 
-    def primer_rolls(self) -> list[np.ndarray]:
+    def primers(self) -> list[np.ndarray]:
         """The first `primer_frames` frames of up to `num_primers` held-out (test) pieces, for generation."""
         pieces = self.rolls.get("test") or self.rolls.get("val") or []
         return [roll[: self.primer_frames] for roll in pieces[: self.num_primers]]

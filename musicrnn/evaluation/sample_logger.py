@@ -15,7 +15,9 @@ from musicrnn.errors import one_line
 from musicrnn.evaluation import figures
 from musicrnn.evaluation.novelty import novelty_summary
 from musicrnn.evaluation.samples import read_samples
+from musicrnn.generation.samples import sample_checkpoint
 from musicrnn.midi.audio import AudioUnavailable, audio_unavailable_reason, read_wav_mono, render_wav
+from musicrnn.nets.heads import SamplingSettings
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +54,16 @@ class SampleLogger(pl.Callback):
             return
         if self._training_pieces is None:
             self._training_pieces = datamodule.pieces("train")
-        from musicrnn.cli.generate import sample_checkpoint  # generate imports the modules; avoid a cycle
 
         epoch, step, writer = trainer.current_epoch, trainer.global_step, logger.experiment
         folder = Path(logger.log_dir) / "samples"
+        length = {"num_notes": self.num_notes, "num_frames": self.num_frames}[pl_module.representation.length_setting]
         paths = sample_checkpoint(
             pl_module,
             folder / f"epoch{epoch:03d}.mid",
-            primer_notes=0,
-            primer_frames=0,
-            num_notes=self.num_notes,
-            num_frames=self.num_frames,
+            length=length,
             num_samples=self.num_samples,
-            temperature=self.temperature,
+            settings=SamplingSettings(self.temperature),
             seed=self.seed + epoch,  # its own generator: training's RNG is untouched
         )
         paths, pieces = read_samples(paths, level=logging.INFO)  # early in training a piano-roll sample may be silent

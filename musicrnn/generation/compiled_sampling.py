@@ -7,7 +7,7 @@ experiments/benchmarks/README.md). Here the whole loop is one compiled function:
 [input, hidden] x weights product goes to BLAS (`np.dot`, in small pieces: see `column_blocks`), the gates,
 the heads and the sampling are plain compiled loops, and a batch's samples run in parallel threads. It
 runs the same arithmetic as `NoteLSTM.forward` / `NoteEnsembleNet.forward` in eval mode, and samples with
-the same rule and the same uniforms as `musicrnn.generation.sampling.sample_class`, so for one seed it gives the same
+the same rule and the same uniforms as `musicrnn.nets.heads.sample_class`, so for one seed it gives the same
 notes as the torch loop (timing equal to float rounding; a pitch could differ only if a uniform fell within
 rounding of a class boundary).
 
@@ -30,8 +30,8 @@ from torch import nn
 
 def supports(net: nn.Module, top_k: int | None, top_p: float | None) -> bool:
     """Whether `compiled_note_loop` can generate from `net` with these sampling settings."""
+    from musicrnn.nets.ensemble import NoteEnsembleNet
     from musicrnn.nets.note_lstm import NoteLSTM
-    from musicrnn.training.ensemble import NoteEnsembleNet
 
     if not isinstance(net, (NoteLSTM, NoteEnsembleNet)) or net.config.timing_head != "regression":
         return False
@@ -81,7 +81,7 @@ class MemberWeights:
     Every matrix is kept as `column_blocks`."""
 
     def __init__(self, net: nn.Module):
-        from musicrnn.training.ensemble import NoteEnsembleNet
+        from musicrnn.nets.ensemble import NoteEnsembleNet
 
         stepper = net.stepper()
         if isinstance(net, NoteEnsembleNet):  # every tensor already has the member axis first
@@ -358,3 +358,17 @@ def _note_loop(
                     for k in range(members):
                         total += math.exp(member_log_probs[k, b, p] - top)
                     pitch_logits[b, p] = top + math.log(total)
+
+
+def generate_after_primer(net: nn.Module, output, state, uniforms: torch.Tensor, length: int, temperature: float):
+    """The notes after the primer, from the network's output and state at the primer's end: the compiled
+    loop's part of `generation.sampling.generate_steps`. Returns (batch, length, 3) float32."""
+    # The loop updates the state in place: its own copies, (layers, K, batch, hidden) (K = 1 for one network).
+    h, c = (np.array(s.detach().cpu().numpy()[:, None] if s.dim() == 3 else s.detach().cpu().numpy()) for s in state)
+    result = np.empty((output.pitch_logits.shape[0], length, 3), np.float32)
+    last = lambda t: t[:, -1].detach().cpu().numpy()  # noqa: E731
+    compiled_note_loop(
+        net, result, uniforms[:, 0].cpu().numpy().copy(), last(output.pitch_logits), last(output.step),
+        last(output.duration), h, c, temperature,
+    )  # fmt: skip
+    return result

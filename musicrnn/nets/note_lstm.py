@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -74,6 +75,17 @@ class NoteLSTM(nn.Module):
     (paper), or logits over quantised values, which give timing a likelihood and let sampling use a
     temperature on it too.
     """
+
+    # What ensemble members must share: the meaning of inputs and outputs, and the layout to run batched.
+    ensemble_meaning = ("timing_head", "timing_classes", "timing_resolution", "timing_input")
+    ensemble_layout = ("hidden_size", "num_layers", "pitch_embedding_dim", "dense_size")
+
+    @staticmethod
+    def fuse(nets: Sequence[NoteLSTM], weights: Sequence[float] | None = None) -> nn.Module:
+        """The members as one network returning the mixture's output (`musicrnn.nets.ensemble`)."""
+        from musicrnn.nets.ensemble import NoteEnsembleNet  # it builds on this module
+
+        return NoteEnsembleNet(nets, weights)
 
     def __init__(self, config: NoteLSTMConfig):
         super().__init__()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +43,17 @@ class PianoRollRNNConfig:
 class PianoRollRNN(nn.Module):
     """Reads (batch, time, keys) frames; returns (batch, time, keys) logits of the next frame, each key an
     independent Bernoulli given the past (the sigmoid head of the piano-roll benchmarks), and the state."""
+
+    # What ensemble members must share: the meaning of inputs and outputs, and the layout to run batched.
+    ensemble_meaning = ("num_keys",)
+    ensemble_layout = ("cell", "hidden_size", "num_layers", "dense_size", "input_skip")
+
+    @staticmethod
+    def fuse(nets: Sequence[PianoRollRNN], weights: Sequence[float] | None = None) -> nn.Module:
+        """The members as one network returning the mixture's logits (`musicrnn.nets.ensemble`)."""
+        from musicrnn.nets.ensemble import PianoRollEnsembleNet  # it builds on this module
+
+        return PianoRollEnsembleNet(nets, weights)
 
     def __init__(self, config: PianoRollRNNConfig):
         super().__init__()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from musicrnn.midi.io import empty_notes, sort_notes
+from musicrnn.midi.io import empty_notes, read_midi, sort_notes, write_midi
 
 TIME_UNITS = ("seconds", "beats")
 PITCH, STEP, DURATION = 0, 1, 2
@@ -77,3 +77,43 @@ def quantise_time(values, resolution: float, num_classes: int):
 def dequantise_time(classes, resolution: float):
     """The value a timing class stands for."""
     return classes * resolution
+
+
+class NoteEvents:
+    """The `Representation` of notes as (pitch, step, duration) rows, times in `time_unit`."""
+
+    name = "notes"
+    length_setting = "num_notes"
+    primer_setting = "primer_notes"
+    step_noun = "notes"
+    data_noun = "notes"
+    model_noun = "note"
+
+    def __init__(self, time_unit: str = "seconds"):
+        _time_columns(time_unit)  # validates it
+        self.time_unit = time_unit
+
+    def encode(self, notes: np.ndarray) -> np.ndarray:
+        return notes_to_events(notes, self.time_unit)
+
+    def decode(self, steps: np.ndarray) -> np.ndarray:
+        return events_to_notes(steps, self.time_unit)
+
+    def primer_from_midi(self, path, length: int) -> np.ndarray:
+        events = self.encode(read_midi(path))
+        return events[-length:] if length > 0 else events
+
+    def as_primer(self, steps) -> np.ndarray:
+        return np.asarray(steps, dtype=np.float32)
+
+    def write_midi(self, steps: np.ndarray, path, primer: np.ndarray | None = None):
+        if primer is not None:
+            steps = np.concatenate([primer, steps])
+        return write_midi(self.decode(steps), path, time_unit=self.time_unit)
+
+    def settings(self) -> dict:
+        return {"time_unit": self.time_unit}
+
+    def cut_like_samples(self, pieces, samples, length):
+        notes = int(np.median([len(p) for p in samples]))
+        return [p[:notes] for p in pieces], f"its first {notes} notes (the samples' length)"

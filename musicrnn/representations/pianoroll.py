@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from musicrnn.midi.io import DEFAULT_TEMPO_BPM, empty_notes
+from musicrnn.errors import MusicrnnError
+from musicrnn.midi.io import DEFAULT_TEMPO_BPM, empty_notes, read_midi, write_midi
 
 PIANO_LOWEST_PITCH = 21  # A0
 PIANO_KEYS = 88  # A0..C8: MIDI 21..108
@@ -134,9 +135,63 @@ def pianoroll_to_pitch_lists(roll: np.ndarray, lowest_pitch: int = PIANO_LOWEST_
     return [[int(k) + lowest_pitch for k in np.flatnonzero(frame)] for frame in np.asarray(roll, dtype=bool)]
 
 
+class PianoRoll:
+    """The `Representation` of notes as binary piano-roll frames: `num_keys` keys from `lowest_pitch`, on a
+    grid of `steps_per_quarter` frames per quarter note. Written MIDI holds one note per run of active frames,
+    at 120 BPM."""
+
+    name = "pianoroll"
+    length_setting = "num_frames"
+    primer_setting = "primer_frames"
+    step_noun = "frames"
+    data_noun = "piano rolls"
+    model_noun = "piano-roll"
+
+    def __init__(self, steps_per_quarter: int = 1, lowest_pitch: int = PIANO_LOWEST_PITCH, num_keys: int = PIANO_KEYS):
+        if steps_per_quarter < 1:
+            raise ValueError(f"steps_per_quarter must be >= 1, got {steps_per_quarter}")
+        check_key_range(lowest_pitch, num_keys)
+        self.steps_per_quarter = steps_per_quarter
+        self.lowest_pitch = lowest_pitch
+        self.num_keys = num_keys
+
+    def encode(self, notes: np.ndarray) -> np.ndarray:
+        return notes_to_pianoroll(notes, self.steps_per_quarter, self.lowest_pitch, self.num_keys)
+
+    def decode(self, steps: np.ndarray) -> np.ndarray:
+        return pianoroll_to_notes(steps, self.steps_per_quarter, self.lowest_pitch)
+
+    def primer_from_midi(self, path, length: int) -> np.ndarray:
+        roll = self.encode(read_midi(path))
+        if not roll.any():
+            last = self.lowest_pitch + self.num_keys - 1
+            raise MusicrnnError(f"{path}: no notes inside the model's keys {self.lowest_pitch}..{last}")
+        return roll[-length:] if length > 0 else roll
+
+    def as_primer(self, steps) -> np.ndarray:
+        return np.asarray(steps, dtype=bool)
+
+    def write_midi(self, steps: np.ndarray, path, primer: np.ndarray | None = None):
+        if primer is not None:
+            steps = np.concatenate([np.asarray(primer, dtype=bool), steps])
+        return write_midi(self.decode(steps), path, time_unit="beats")
+
+    def settings(self) -> dict:
+        return {
+            "num_keys": self.num_keys,
+            "lowest_pitch": self.lowest_pitch,
+            "steps_per_quarter": self.steps_per_quarter,
+        }
+
+    def cut_like_samples(self, pieces, samples, length):
+        beats = length / self.steps_per_quarter  # the frames' span
+        return [p[p["start_beat"] < beats] for p in pieces], f"its first {beats:g} beats (the samples' {length} frames)"
+
+
 __all__ = [
     "PIANO_KEYS",
     "PIANO_LOWEST_PITCH",
+    "PianoRoll",
     "notes_to_pianoroll",
     "pianoroll_frames",
     "pianoroll_to_notes",

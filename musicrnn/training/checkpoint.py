@@ -7,24 +7,15 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import pytorch_lightning as pl
-
 from musicrnn.errors import CheckpointError
-from musicrnn.training import note_module, pianoroll_module
 from musicrnn.training.checkpoint_io import read_checkpoint
-from musicrnn.training.note_module import NoteLSTMModule
-from musicrnn.training.pianoroll_module import PianoRollModule
-
-# The "model" a checkpoint's musicrnn section names -> (module class, the format version it reads).
-MODULES: dict[str, tuple[type[pl.LightningModule], int]] = {
-    "note_lstm": (NoteLSTMModule, note_module.CHECKPOINT_FORMAT_VERSION),
-    "pianoroll_lstm": (PianoRollModule, pianoroll_module.CHECKPOINT_FORMAT_VERSION),
-}
+from musicrnn.training.models import MODELS
+from musicrnn.training.module import CHECKPOINT_FORMAT_VERSION, SequenceModel
 
 
-def load_module(path: str | os.PathLike) -> NoteLSTMModule | PianoRollModule:
-    """Rebuild a trained model from a checkpoint alone (no training config), on the CPU, in eval mode:
-    a `NoteLSTMModule` or a `PianoRollModule`, whichever the checkpoint holds.
+def load_module(path: str | os.PathLike) -> SequenceModel:
+    """Rebuild a trained model from a checkpoint alone (no training config), on the CPU, in eval mode: the
+    builder its musicrnn section names (`training.models.MODELS`), called with its saved settings.
 
     The checkpoint is read by `checkpoint_io.read_checkpoint` (an allow-list of pickle globals, then
     `weights_only=True`): loading one from someone else cannot run code.
@@ -35,9 +26,9 @@ def load_module(path: str | os.PathLike) -> NoteLSTMModule | PianoRollModule:
     if not isinstance(meta, dict):
         raise CheckpointError(path, "not a musicrnn checkpoint (no 'musicrnn' section)")
     model = meta.get("model")
-    if model not in MODULES:
-        raise CheckpointError(path, f"holds an unknown model {model!r}, expected one of {sorted(MODULES)}")
-    module_class, version = MODULES[model]
+    if model not in MODELS:
+        raise CheckpointError(path, f"holds an unknown model {model!r}, expected one of {sorted(MODELS)}")
+    build, version = MODELS[model], CHECKPOINT_FORMAT_VERSION
     saved_version = meta.get("format_version")
     if isinstance(saved_version, int) and saved_version > version:
         raise CheckpointError(
@@ -47,7 +38,7 @@ def load_module(path: str | os.PathLike) -> NoteLSTMModule | PianoRollModule:
     if saved_version != version:
         raise CheckpointError(path, f"format version {saved_version}, this musicrnn reads version {version}")
     try:
-        module = module_class(**checkpoint["hyper_parameters"])
+        module = build(**checkpoint["hyper_parameters"])
         module.load_state_dict(checkpoint["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(path, f"model does not match its settings ({str(error).splitlines()[0]})") from None
@@ -69,13 +60,3 @@ def expand_checkpoints(spec: str | os.PathLike | Sequence[str | os.PathLike]) ->
     if not paths:
         raise CheckpointError("[]", "an empty list of checkpoints")
     return paths
-
-
-def load_model(spec: str | os.PathLike | Sequence[str | os.PathLike], weights: Sequence[float] | None = None):
-    """One checkpoint -> its module; several (a list or a glob) -> their ensemble (musicrnn.training.ensemble)."""
-    from musicrnn.training.ensemble import load_ensemble
-
-    paths = expand_checkpoints(spec)
-    if len(paths) == 1 and weights is None:
-        return load_module(paths[0])
-    return load_ensemble(paths, weights)

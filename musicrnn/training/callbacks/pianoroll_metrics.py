@@ -7,7 +7,7 @@ independent-keys baseline fitted on the training split.
   the probability is above `threshold`), counts summed over the whole split before dividing.
 - `unigram_*` (val and test): every key on with its training-split frequency, independently of the past.
 
-The callback reads what `PianoRollModule`'s steps return, so it adds no forward pass; torchmetrics does the
+The callback reads what the piano-roll model's steps return, so it adds no forward pass; torchmetrics does the
 accumulation and the cross-process sync.
 """
 
@@ -20,8 +20,8 @@ import torch
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MultilabelStatScores
 
+from musicrnn.nets.heads import frame_nll, key_log_odds
 from musicrnn.training.callbacks.stage_metrics import StageMetrics
-from musicrnn.training.pianoroll_module import frame_nll, key_log_odds
 
 
 class _FrameScores(torch.nn.Module):

@@ -1,0 +1,169 @@
+"""K networks of one kind run as one ensemble network ("average feature fusion"): all members at once
+(stacked weights, one batched matmul per layer and step: see `grouped.py`), returning what a single network
+returns, computed from the weighted mean of the members' probabilities:
+
+- note networks: pitch logits = log of the mean softmax (so cross-entropy, accuracy and sampling read the
+  mixture), categorical timing the same way, regression timing the weighted mean of the predictions;
+- piano-roll networks: each key's logit = logit of the mean of the members' sigmoid probabilities.
+
+So losses and metrics are computed from the averaged probabilities (log of the mean, not the mean of the
+logs), and the output distributions, metric callbacks and the generation loop work on an ensemble unchanged.
+Each network class names the ensemble network that fuses it (`fuse`), and the settings its members must
+share (`ensemble_meaning`, `ensemble_layout`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from musicrnn.errors import MusicrnnError
+from musicrnn.nets.grouped import (
+    MemberLinear,
+    MemberLSTMStepper,
+    MemberRNN,
+    fuse_member_linears,
+    mixture_bernoulli_logits,
+    mixture_log_probs,
+)
+from musicrnn.nets.note_lstm import NoteLSTM, NoteLSTMOutput, encode_events
+from musicrnn.nets.pianoroll_rnn import PianoRollRNN
+from musicrnn.representations.notes import quantise_time
+
+
+def _normalised_log_weights(weights: Sequence[float] | None, k: int) -> torch.Tensor:
+    w = torch.ones(k) if weights is None else torch.as_tensor(list(weights), dtype=torch.float64)
+    if len(w) != k:
+        raise MusicrnnError(f"ensemble weights: {len(w)} given for {k} members")
+    if not bool(torch.all(w > 0)):
+        raise MusicrnnError(f"ensemble weights must all be > 0, got {list(map(float, w))}")
+    return torch.log(w / w.sum()).float()
+
+
+def _dense(nets) -> nn.Module:
+    if isinstance(nets[0].dense, nn.Identity):
+        return nn.Identity()
+    return nn.Sequential(MemberLinear([n.dense[0] for n in nets]), nn.ReLU())
+
+
+class PianoRollEnsembleNet(nn.Module):
+    """K `PianoRollRNN`s as one: the same forward signature, logits of the mixture."""
+
+    def __init__(self, nets: Sequence[PianoRollRNN], weights: Sequence[float] | None = None):
+        super().__init__()
+        self.config = nets[0].config
+        self.rnn = MemberRNN([n.rnn for n in nets])
+        self.dense = _dense(nets)
+        self.head = MemberLinear([n.head for n in nets])
+        self.skip = MemberLinear([n.skip for n in nets], shared_input=True) if nets[0].skip is not None else None
+        self.register_buffer("log_weights", _normalised_log_weights(weights, len(nets)))
+
+    def member_logits(self, frames: torch.Tensor, state=None):
+        """(batch, time, K, keys) logits of every member, and the members' state."""
+        hidden, state = self.rnn(frames, state)
+        logits = self.head(self.dense(hidden))
+        if self.skip is not None:
+            logits = logits + self.skip(frames)
+        return logits, state
+
+    def forward(self, frames: torch.Tensor, state=None):
+        logits, state = self.member_logits(frames, state)
+        return mixture_bernoulli_logits(logits, self.log_weights), state
+
+
+class NoteEnsembleNet(nn.Module):
+    """K `NoteLSTM`s as one: the same forward signature and `NoteLSTMOutput`, computed from the mixture."""
+
+    def __init__(self, nets: Sequence[NoteLSTM], weights: Sequence[float] | None = None):
+        super().__init__()
+        self.config = nets[0].config
+        if nets[0].pitch_embedding is not None:  # (pitches, K, dim): one lookup embeds a pitch for every member
+            self.register_buffer("pitch_tables", torch.stack([n.pitch_embedding.weight.detach() for n in nets], dim=1))
+        else:
+            self.pitch_tables = None
+        self.lstm = MemberRNN([n.lstm for n in nets])
+        self.dense = _dense(nets)
+        self.pitch_head = MemberLinear([n.pitch_head for n in nets])
+        self.step_head = MemberLinear([n.step_head for n in nets])
+        self.duration_head = MemberLinear([n.duration_head for n in nets])
+        self.register_buffer("log_weights", _normalised_log_weights(weights, len(nets)))
+        centres = torch.arange(self.config.timing_classes, dtype=torch.float32) * self.config.timing_resolution
+        self.register_buffer("timing_centres", centres, persistent=False)
+
+    def encode(self, events: torch.Tensor) -> torch.Tensor:
+        """(batch, time, 3) shared features without embeddings; (batch, time, K, dim + 2) with them."""
+        features = encode_events(events, self.config, None)
+        if self.pitch_tables is None:
+            return features
+        pitch = events[..., 0].long().clamp(0, self.config.num_pitches - 1)
+        embedded = self.pitch_tables[pitch]  # (batch, time, K, dim)
+        timing = features[..., 1:].unsqueeze(-2).expand(*embedded.shape[:-1], 2)
+        return torch.cat([embedded, timing], dim=-1)
+
+    def timing_class(self, values: torch.Tensor) -> torch.Tensor:
+        return quantise_time(values, self.config.timing_resolution, self.config.timing_classes)
+
+    def _timing(self, head: MemberLinear, features: torch.Tensor):
+        out = head(features)  # (batch, time, K, classes or 1)
+        if self.config.timing_head == "categorical":
+            log_probs = mixture_log_probs(out, self.log_weights)
+            return log_probs.exp() @ self.timing_centres, log_probs
+        return out.squeeze(-1) @ self.log_weights.exp(), None  # the weighted mean of the predictions
+
+    def stepper(self):
+        """One note at a time for all members (fused LSTM weights, one einsum for the three heads)."""
+        return NoteEnsembleStepper(self)
+
+    def forward(self, events: torch.Tensor, state=None) -> tuple[NoteLSTMOutput, object]:
+        hidden, state = self.lstm(self.encode(events), state)
+        features = self.dense(hidden)
+        pitch = mixture_log_probs(self.pitch_head(features), self.log_weights)
+        step, step_logits = self._timing(self.step_head, features)
+        duration, duration_logits = self._timing(self.duration_head, features)
+        return NoteLSTMOutput(pitch, step, duration, step_logits, duration_logits), state
+
+
+class NoteEnsembleStepper:
+    """`NoteEnsembleNet.forward` on a one-note input, with fewer operations per note: the members' LSTMs
+    through MemberLSTMStepper, the dense layer and the three heads (fused) as `baddbmm`s over the member
+    axis rather than einsums."""
+
+    def __init__(self, net: NoteEnsembleNet):
+        self.net = net
+        self.rnn = MemberLSTMStepper(net.lstm)
+        dense = net.dense[0] if isinstance(net.dense, nn.Sequential) else None
+        self.dense = (dense.weight.transpose(1, 2).contiguous(), dense.bias.unsqueeze(1)) if dense is not None else None
+        heads = fuse_member_linears((net.pitch_head, net.step_head, net.duration_head))
+        self.head_weight, self.head_bias = heads.weight.transpose(1, 2).contiguous(), heads.bias.unsqueeze(1)
+        self.head_sizes = [head.weight.shape[1] for head in (net.pitch_head, net.step_head, net.duration_head)]
+
+    @torch.no_grad()
+    def __call__(self, events: torch.Tensor, state):
+        net = self.net
+        x = net.encode(events)[:, 0]  # (batch, input) shared, or (batch, K, input) per member
+        k = self.head_weight.shape[0]
+        x = x.unsqueeze(0).expand(k, -1, -1) if x.dim() == 2 else x.transpose(0, 1)
+        features, state = self.rnn(x.contiguous(), state)  # (K, batch, hidden)
+        if self.dense is not None:
+            features = torch.relu(torch.baddbmm(self.dense[1], features, self.dense[0]))
+        out = (
+            torch.baddbmm(self.head_bias, features, self.head_weight).transpose(0, 1).unsqueeze(1)
+        )  # (batch, 1, K, out)
+        pitch, step, duration = out.split(self.head_sizes, dim=-1)
+        pitch = mixture_log_probs(pitch, net.log_weights)
+        if net.config.timing_head == "categorical":
+            step_logits, duration_logits = (
+                mixture_log_probs(step, net.log_weights),
+                mixture_log_probs(duration, net.log_weights),
+            )
+            return NoteLSTMOutput(
+                pitch,
+                step_logits.exp() @ net.timing_centres,
+                duration_logits.exp() @ net.timing_centres,
+                step_logits,
+                duration_logits,
+            ), state
+        weights = net.log_weights.exp()
+        return NoteLSTMOutput(pitch, step.squeeze(-1) @ weights, duration.squeeze(-1) @ weights), state
