@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, write_corpus
+
+from tests.helpers import REPO, quiet_trainer, write_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -56,33 +57,28 @@ def test_the_lightning_path_trains_exactly_like_the_plain_loop(tiny_corpus):
     (training metrics on every 10th batch, the loss logging) change no result."""
     import copy
 
-    import pytorch_lightning as pl
     import torch
     from torch.utils.data import DataLoader
 
     from experiments.benchmarks.suite import seed_loss
     from musicrnn.data import NoteSequenceDataModule
-    from musicrnn.training import NoteLSTMModule
+    from musicrnn.training.models import note_lstm
 
     dm = NoteSequenceDataModule(str(tiny_corpus), seq_len=16, batch_size=8)
     dm.setup()
     windows = torch.stack([dm.datasets["train"][i] for i in range(32)])
     torch.manual_seed(0)
-    module = NoteLSTMModule(hidden_size=32, num_layers=3, dropout=0.3, dense_size=64, learning_rate=5e-3)
+    module = note_lstm(hidden_size=32, num_layers=3, dropout=0.3, dense_size=64, learning_rate=5e-3)
     plain_net = copy.deepcopy(module.net)
 
     torch.manual_seed(123)
     from musicrnn.training.callbacks import NoteMetrics
 
-    trainer = pl.Trainer(
+    trainer = quiet_trainer(
         max_steps=4,
         gradient_clip_val=1.0,
-        logger=False,
         enable_checkpointing=False,
         callbacks=[NoteMetrics()],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
         num_sanity_val_steps=0,
     )
     trainer.fit(module, train_dataloaders=DataLoader(list(windows), batch_size=8, shuffle=False))

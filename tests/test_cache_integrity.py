@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_corpus
 
 from musicrnn.data.corpus import CHECKSUM_LENGTH, PreparedCorpus, prepare_corpus
+from tests.helpers import write_corpus
 
 FLIPS = 24  # random byte positions per run, besides the chosen ones below
 

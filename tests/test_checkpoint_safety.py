@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli import cli, train_args
 
 from musicrnn.errors import CheckpointError
 from musicrnn.training.checkpoint import load_module
 from musicrnn.training.checkpoint_io import ALLOWED_PICKLE_GLOBALS, pickle_globals, read_checkpoint, write_atomically
+from tests.helpers import cli, train_args
 
 pytestmark = pytest.mark.slow
 
@@ -158,9 +158,9 @@ def test_a_primer_of_the_wrong_kind_or_without_notes_is_named(trained, tmp_path)
     module = load_module(trained)
     with pytest.raises(ValueError, match=r"primer must have shape \(P >= 1, 3\)"):
         generate_events(module.net, np.zeros((16, 88), np.float32), 5)  # a piano-roll primer for a note model
-    from musicrnn.training.pianoroll_module import PianoRollModule
+    from musicrnn.training.models import pianoroll_lstm
 
-    roll_model = PianoRollModule(hidden_size=8, num_layers=1)
+    roll_model = pianoroll_lstm(hidden_size=8, num_layers=1)
     with pytest.raises(ValueError, match=r"primer must have shape \(P >= 1, 88\)"):
         generate_frames(roll_model.net, np.zeros((16, 3), np.float32), 5)  # a note primer for a piano-roll model
     silent = miditoolkit.MidiFile()

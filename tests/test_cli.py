@@ -2,62 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import require_shared, write_piece
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from musicrnn.midi.io import read_midi
+from tests.helpers import TINY_MODEL, cli, composed, require_shared, train_args, write_piece
 
 pytestmark = pytest.mark.slow
-
-TINY_MODEL = [
-    "model.hidden_size=16",
-    "model.num_layers=2",
-    "model.dense_size=16",
-    "data.seq_len=16",
-    "data.batch_size=16",
-    "trainer.accelerator=cpu",
-    "trainer.enable_progress_bar=false",
-    "sample.num_notes=20",
-]
-
-
-def cli(name: str, *args: str, cwd: Path, check: bool = True, as_module: bool = False) -> subprocess.CompletedProcess:
-    """Run a console script as installed (or `python -m musicrnn.<module>` with as_module)."""
-    script = shutil.which(name)
-    module = {
-        "musicrnn-train": "musicrnn.cli.train",
-        "musicrnn-generate": "musicrnn.cli.generate",
-        "musicrnn-evaluate": "musicrnn.cli.evaluate",
-        "musicrnn-plot": "musicrnn.cli.plot",
-        "musicrnn-sweep-report": "musicrnn.cli.sweep_report",
-    }[name]
-    command = [script] if script and not as_module else [sys.executable, "-m", module]
-    result = subprocess.run(
-        [*command, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "HYDRA_FULL_ERROR": "0"},
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{name} {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        )
-    return result
-
-
-def train_args(corpus: Path, logs: Path, *extra: str) -> list[str]:
-    return ["data=midi_dir", f"data.path={corpus}", f"paths.log_dir={logs}", *TINY_MODEL, *extra]
 
 
 @pytest.fixture(scope="module")
@@ -274,8 +231,6 @@ def test_generate_refuses_what_it_would_otherwise_ignore_or_wrap(
 ):
     """In process, on the composed config: a primer number the checkpoint does not have, and the piano-roll
     models' settings given for a note model."""
-    from test_config_validation import composed
-
     from musicrnn.cli.generate import generate
     from musicrnn.errors import MusicrnnError
 
@@ -433,7 +388,7 @@ def test_checkpoints_and_data_of_the_wrong_kind_are_one_clear_line(tmp_path, mon
         ),
         (
             ["data=jsb_chorales"],
-            "gives piano rolls but the model is a note model (NoteLSTMModule): add model=pianoroll_lstm",
+            "gives piano rolls but the model is a note model (note_lstm): add model=pianoroll_lstm",
         ),
         (["experiment=jsb_lstm", f"ckpt_path={best}", "model.hidden_size=32"], "does not fit the configured model"),
     ]

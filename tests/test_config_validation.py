@@ -4,9 +4,7 @@ what is allowed. Every rule on the composed config (Hydra's compose, in process)
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from test_cli import cli, train_args
 
 from musicrnn.cli.conf_dir import CONFIG_DIR
 from musicrnn.cli.config_validation import (
@@ -16,11 +14,7 @@ from musicrnn.cli.config_validation import (
     validate_known_keys,
     validate_run_config,
 )
-
-
-def composed(config_name: str, overrides: list[str]):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name=config_name, overrides=overrides)
+from tests.helpers import cli, composed, train_args
 
 
 @pytest.mark.parametrize(
@@ -30,7 +24,7 @@ def composed(config_name: str, overrides: list[str]):
         ("model.dropout=[0.1]", "model.dropout=[0.1]: allowed: float"),
         (
             "+model.hiden_size=64",
-            "model.hiden_size=64: not a setting of NoteLSTMModule (its settings: hidden_size,",
+            "model.hiden_size=64: not a setting of note_lstm (its settings: hidden_size,",
         ),  # an unknown key
         ("+data.batchsize=8", "data.batchsize=8: not a setting of NoteSequenceDataModule"),
         ("+trainer.max_epoch=3", "trainer.max_epoch=3: not a setting of Trainer"),

@@ -6,26 +6,21 @@ from pathlib import Path
 
 import hydra
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from musicrnn.cli.conf_dir import CONFIG_DIR
+from tests.helpers import composed
 
 
 def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
 
 
-def _compose(overrides: list[str]):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=overrides, return_hydra_config=False)
-
-
 @pytest.mark.parametrize("experiment", _options("experiment"))
 def test_every_experiment_composes(experiment, monkeypatch):
     monkeypatch.setenv("MUSICRNN_POP909", "/data/POP909")
     monkeypatch.setenv("MUSICRNN_JSB_CHORALES", "/data/JSB Chorales.pickle")
-    cfg = _compose([f"experiment={experiment}", "paths.output_dir=/tmp/x"])
+    cfg = composed("train", [f"experiment={experiment}", "paths.output_dir=/tmp/x"])
     OmegaConf.resolve(cfg)
     assert cfg.task_name == experiment
 
@@ -37,7 +32,7 @@ PIANOROLL_DATA = ["jsb_chorales", "pianoroll_midi", "pianoroll_pickle"]
 @pytest.mark.parametrize("model", [m for m in _options("model") if m not in PIANOROLL_MODELS])
 @pytest.mark.parametrize("data", ["midi_dir", "bach_chorales"])
 def test_every_note_data_and_model_option_instantiates(data, model, tmp_path):
-    cfg = _compose([f"data={data}", f"model={model}", f"data.path={tmp_path}", "paths.output_dir=/tmp/x"])
+    cfg = composed("train", [f"data={data}", f"model={model}", f"data.path={tmp_path}", "paths.output_dir=/tmp/x"])
     datamodule = hydra.utils.instantiate(cfg.data)
     module = hydra.utils.instantiate(cfg.model)
     assert datamodule.seq_len == cfg.data.seq_len and module.hparams.time_unit == datamodule.time_unit
@@ -47,7 +42,8 @@ def test_every_note_data_and_model_option_instantiates(data, model, tmp_path):
 @pytest.mark.parametrize("data", PIANOROLL_DATA)
 def test_every_pianoroll_data_and_model_option_instantiates(data, model, tmp_path):
     assert set(PIANOROLL_DATA) <= set(_options("data")) and set(PIANOROLL_MODELS) <= set(_options("model"))
-    cfg = _compose(
+    cfg = composed(
+        "train",
         [
             f"data={data}",
             f"model={model}",
@@ -55,7 +51,7 @@ def test_every_pianoroll_data_and_model_option_instantiates(data, model, tmp_pat
             "paths.output_dir=/tmp/x",
             "data.steps_per_quarter=2",
             "data.num_keys=60",
-        ]
+        ],
     )
     datamodule = hydra.utils.instantiate(cfg.data)
     module = hydra.utils.instantiate(cfg.model)
@@ -69,7 +65,7 @@ def test_every_pianoroll_data_and_model_option_instantiates(data, model, tmp_pat
 def test_callbacks_logger_and_trainer_instantiate(tmp_path):
     from musicrnn.cli.train import instantiate_group
 
-    cfg = _compose([f"paths.output_dir={tmp_path}"])
+    cfg = composed("train", [f"paths.output_dir={tmp_path}"])
     callbacks = instantiate_group(cfg.callbacks)
     names = {type(c).__name__ for c in callbacks}
     assert {"ModelCheckpoint", "EarlyStopping", "LearningRateMonitor", "NoteMetrics", "PianoRollMetrics"} <= names

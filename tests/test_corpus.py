@@ -9,12 +9,12 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from conftest import require_shared, write_corpus, write_piece
 
 from musicrnn.data import corpus as corpus_module
 from musicrnn.data.corpus import prepare_corpus
 from musicrnn.errors import MusicrnnError
 from musicrnn.midi.io import MidiLimits, read_midi_or_reason
+from tests.helpers import require_shared, write_corpus, write_piece
 
 
 def test_bad_files_are_skipped_with_one_warning_each_and_a_summary(tmp_path, caplog):

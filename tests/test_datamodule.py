@@ -73,7 +73,7 @@ def test_unigram_statistics_come_from_the_training_split(tiny_corpus):
 
 def test_primers_are_held_out_pieces(tiny_corpus):
     dm = _datamodule(tiny_corpus, num_primers=3)
-    primers = dm.primer_events()
+    primers = dm.primers()
     test_events, offsets = dm.split_events("test")
     assert 1 <= len(primers) <= 3
     assert np.array_equal(primers[0], test_events[: len(primers[0])]) and len(primers[0]) == 16

@@ -9,22 +9,23 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import write_corpus
 
 from musicrnn.data import NoteSequenceDataModule, PianoRollMidiDataModule
 from musicrnn.errors import CheckpointError, MusicrnnError
 from musicrnn.generation.sampling import generate_events, generate_frames
 from musicrnn.midi.io import read_midi
-from musicrnn.training import NoteLSTMModule, PianoRollModule
+from musicrnn.nets.heads import frame_nll
 from musicrnn.training.callbacks import NoteMetrics, PianoRollMetrics
-from musicrnn.training.checkpoint import expand_checkpoints, load_model
-from musicrnn.training.ensemble import ensemble_from_modules
-from musicrnn.training.pianoroll_module import frame_nll
+from musicrnn.training.checkpoint import expand_checkpoints
+from musicrnn.training.ensemble import ensemble_from_modules, load_model
+from musicrnn.training.models import note_lstm, pianoroll_lstm
+from musicrnn.training.module import SequenceModel
+from tests.helpers import cli, metrics_after_testing, quiet_trainer, write_corpus
 
 
-def _constant_pianoroll(probabilities: list[float]) -> PianoRollModule:
+def _constant_pianoroll(probabilities: list[float]) -> SequenceModel:
     """A piano-roll model whose output ignores its input: zero weights, the bias gives the probabilities."""
-    module = PianoRollModule(
+    module = pianoroll_lstm(
         num_keys=len(probabilities), lowest_pitch=60, hidden_size=4, num_layers=1, init_output_bias=False
     )
     with torch.no_grad():
@@ -51,7 +52,7 @@ def test_piano_roll_ensemble_averages_probabilities_exactly():
 def test_note_ensemble_averages_pitch_softmax_and_regression_timing_exactly():
     members = []
     for pitch_logits, step, duration in (([0.0, 1.0], 0.1, 0.5), ([2.0, 0.0], 0.3, 1.5)):
-        module = NoteLSTMModule(hidden_size=4, num_layers=1, dense_size=0).eval()
+        module = note_lstm(hidden_size=4, num_layers=1, dense_size=0).eval()
         with torch.no_grad():
             for parameter in module.parameters():
                 parameter.zero_()
@@ -71,7 +72,7 @@ def test_note_ensemble_averages_pitch_softmax_and_regression_timing_exactly():
 def test_batched_members_equal_running_them_one_by_one(cell):
     torch.manual_seed(0)
     members = [
-        PianoRollModule(hidden_size=16, num_layers=2, dense_size=8, cell=cell, input_skip=True).eval() for _ in range(3)
+        pianoroll_lstm(hidden_size=16, num_layers=2, dense_size=8, cell=cell, input_skip=True).eval() for _ in range(3)
     ]
     for member in members:
         with torch.no_grad():
@@ -103,7 +104,7 @@ def test_note_members_with_embeddings_and_categorical_timing_fuse_exactly():
         timing_head="categorical",
         timing_classes=11,
     )
-    members = [NoteLSTMModule(hidden_size=16, **kwargs).eval() for _ in range(2)]
+    members = [note_lstm(hidden_size=16, **kwargs).eval() for _ in range(2)]
     ensemble = ensemble_from_modules(members)
     events = torch.tensor([[[60, 0.0, 0.5], [64, 0.0, 0.5], [67, 0.5, 0.25], [72, 0.25, 1.0]]])
     fused, _ = ensemble.net(events)
@@ -118,22 +119,24 @@ def test_note_members_with_embeddings_and_categorical_timing_fuse_exactly():
 
 
 def test_mismatched_members_are_refused_naming_the_member_and_setting():
-    a = PianoRollModule(num_keys=88)
+    a = pianoroll_lstm(num_keys=88)
     with pytest.raises(
         CheckpointError,
         match=r"b\.ckpt: num_keys is 60, but a\.ckpt has 88 \(ensemble members must share the representation",
     ):
-        ensemble_from_modules([a, PianoRollModule(num_keys=60)], names=["a.ckpt", "b.ckpt"])
-    with pytest.raises(CheckpointError, match="b.ckpt: holds a NoteLSTMModule, but a.ckpt holds a PianoRollModule"):
-        ensemble_from_modules([a, NoteLSTMModule()], names=["a.ckpt", "b.ckpt"])
+        ensemble_from_modules([a, pianoroll_lstm(num_keys=60)], names=["a.ckpt", "b.ckpt"])
+    with pytest.raises(
+        CheckpointError, match="b.ckpt: holds a note_lstm model, but a.ckpt holds a pianoroll_lstm model"
+    ):
+        ensemble_from_modules([a, note_lstm()], names=["a.ckpt", "b.ckpt"])
     with pytest.raises(CheckpointError, match="time_unit is 'beats', but"):
-        ensemble_from_modules([NoteLSTMModule(), NoteLSTMModule(time_unit="beats")])
+        ensemble_from_modules([note_lstm(), note_lstm(time_unit="beats")])
     with pytest.raises(CheckpointError, match="num_layers is 2, but .* network layout to run batched"):
-        ensemble_from_modules([a, PianoRollModule(num_layers=2)])
+        ensemble_from_modules([a, pianoroll_lstm(num_layers=2)])
     with pytest.raises(CheckpointError, match="hidden_size is 64, but member 0 has 128"):
-        ensemble_from_modules([a, PianoRollModule(hidden_size=64)])
+        ensemble_from_modules([a, pianoroll_lstm(hidden_size=64)])
     with pytest.raises(MusicrnnError, match="weights: 3 given for 2 members"):
-        ensemble_from_modules([a, PianoRollModule()], weights=[1, 1, 1])
+        ensemble_from_modules([a, pianoroll_lstm()], weights=[1, 1, 1])
 
 
 @pytest.fixture(scope="module")
@@ -146,41 +149,21 @@ def tiny_pianoroll_checkpoints(tmp_path_factory) -> tuple[list, PianoRollMidiDat
     paths = []
     for seed in range(3):
         pl.seed_everything(seed)
-        module = PianoRollModule(hidden_size=32, num_layers=1, learning_rate=0.02, steps_per_quarter=2)
-        trainer = pl.Trainer(
-            accelerator="cpu",
-            max_epochs=4,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            default_root_dir=root / f"m{seed}",
-        )
+        module = pianoroll_lstm(hidden_size=32, num_layers=1, learning_rate=0.02, steps_per_quarter=2)
+        trainer = quiet_trainer(max_epochs=4, default_root_dir=root / f"m{seed}")
         trainer.fit(module, datamodule=datamodule)
         paths.append(next((root / f"m{seed}" / "checkpoints").glob("*.ckpt")))
     return paths, datamodule
 
 
-def _test(module, datamodule, callback) -> dict[str, float]:
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[callback],
-    )
-    trainer.test(module, datamodule=datamodule, verbose=False)
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}
-
-
 def test_an_ensemble_of_one_equals_its_member_and_three_test_like_one_model(tiny_pianoroll_checkpoints):
     paths, datamodule = tiny_pianoroll_checkpoints
-    member = _test(load_model(paths[0]), datamodule, PianoRollMetrics())
-    alone = _test(load_model([paths[0]], weights=[1.0]), datamodule, PianoRollMetrics())
+    member = metrics_after_testing(load_model(paths[0]), datamodule, PianoRollMetrics())
+    alone = metrics_after_testing(load_model([paths[0]], weights=[1.0]), datamodule, PianoRollMetrics())
     assert alone["test/frame_nll"] == pytest.approx(member["test/frame_nll"], abs=1e-4)
     assert alone["test/frame_accuracy"] == pytest.approx(member["test/frame_accuracy"], abs=1e-6)
-    members = [_test(load_model(p), datamodule, PianoRollMetrics())["test/frame_nll"] for p in paths]
-    ensemble = _test(load_model(paths), datamodule, PianoRollMetrics())["test/frame_nll"]
+    members = [metrics_after_testing(load_model(p), datamodule, PianoRollMetrics())["test/frame_nll"] for p in paths]
+    ensemble = metrics_after_testing(load_model(paths), datamodule, PianoRollMetrics())["test/frame_nll"]
     assert ensemble <= np.mean(members) + 1e-4  # Jensen: the mixture's NLL never exceeds the members' mean
 
 
@@ -201,28 +184,17 @@ def test_note_ensemble_tests_with_the_note_metrics(tmp_path):
     members = []
     for seed in range(2):
         pl.seed_everything(seed)
-        module = NoteLSTMModule(
-            hidden_size=16, num_layers=1, dense_size=0, pitch_embedding_dim=8, pitch_loss_weight=1.0
-        )
-        pl.Trainer(
-            accelerator="cpu",
-            max_epochs=2,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        ).fit(module, datamodule=datamodule)
+        module = note_lstm(hidden_size=16, num_layers=1, dense_size=0, pitch_embedding_dim=8, pitch_loss_weight=1.0)
+        quiet_trainer(max_epochs=2, enable_checkpointing=False).fit(module, datamodule=datamodule)
         members.append(module.eval())
-    scores = [_test(m, datamodule, NoteMetrics())["test/pitch_nll"] for m in members]
-    fused = _test(ensemble_from_modules(members), datamodule, NoteMetrics())
+    scores = [metrics_after_testing(m, datamodule, NoteMetrics())["test/pitch_nll"] for m in members]
+    fused = metrics_after_testing(ensemble_from_modules(members), datamodule, NoteMetrics())
     assert fused["test/pitch_nll"] <= np.mean(scores) + 1e-4
     assert {"test/pitch_acc_top1", "test/step_mse", "test/bigram_pitch_perplexity"} <= set(fused)
 
 
 @pytest.mark.slow
 def test_generate_cli_writes_midi_from_an_ensemble_and_train_cli_tests_one(tiny_pianoroll_checkpoints, tmp_path):
-    from test_cli import cli
-
     paths, datamodule = tiny_pianoroll_checkpoints
     listed = "[" + ",".join(f"'{p}'" for p in paths) + "]"  # quoted: Lightning's default names hold '='
     result = cli(
@@ -281,12 +253,12 @@ def test_generate_cli_writes_midi_from_an_ensemble_and_train_cli_tests_one(tiny_
 def test_the_ensemble_stepper_generates_the_same_notes_as_the_ensemble_forward(settings, monkeypatch):
     """NoteEnsembleStepper (fused member weights) against NoteEnsembleNet's own forward for every note."""
     from musicrnn.generation.sampling import generate_events
-    from musicrnn.training.ensemble import NoteEnsembleNet
+    from musicrnn.nets.ensemble import NoteEnsembleNet
 
     members = []
     for seed in range(3):
         torch.manual_seed(seed)
-        members.append(NoteLSTMModule(**settings).eval())
+        members.append(note_lstm(**settings).eval())
     net = ensemble_from_modules(members).net
     rng = np.random.default_rng(0)
     primer = np.stack(

@@ -8,21 +8,16 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import require_shared
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_cli import cli, train_args
 
 from musicrnn.evaluation.musical import METRICS
 from musicrnn.evaluation.yang_lerch import FEATURES
 from musicrnn.midi.audio import audio_unavailable_reason
 from musicrnn.midi.io import read_midi
+from tests.helpers import cli, is_png, require_shared, train_args
 
 pytestmark = pytest.mark.slow
 AUDIO = audio_unavailable_reason() is None
-
-
-def _png(path: Path) -> bool:
-    return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +101,7 @@ def test_evaluate_writes_the_report_metrics_figures_and_samples(run_with_samples
         "figures/loss_curves.png",
     }
     for figure in metrics["figures"].values():
-        assert f"]({figure})" in report and _png(out / figure)
+        assert f"]({figure})" in report and is_png(out / figure)
     if AUDIO:
         assert len(metrics["audio"]["wav"]) == 4 and all(
             (out / w).stat().st_size > 44100 for w in metrics["audio"]["wav"]
@@ -148,7 +143,7 @@ def test_evaluate_an_ensemble_and_bad_checkpoints(run_with_samples, session_corp
 
 def test_plot_draws_loss_curves_and_a_midi_file(run_with_samples, session_corpus, tmp_path):
     result = cli("musicrnn-plot", f"run_dir={run_with_samples}", f"output_dir={tmp_path / 'figs'}", cwd=tmp_path)
-    assert _png(tmp_path / "figs" / "loss_curves.png") and "loss_curves.png" in result.stdout
+    assert is_png(tmp_path / "figs" / "loss_curves.png") and "loss_curves.png" in result.stdout
     sample = run_with_samples / "samples" / "sample.mid"
     cli(
         "musicrnn-plot",
@@ -158,7 +153,7 @@ def test_plot_draws_loss_curves_and_a_midi_file(run_with_samples, session_corpus
         cwd=tmp_path,
     )
     for name in ("sample_first_100_notes.png", "sample_whole_track.png", "histograms.png"):
-        assert _png(tmp_path / "figs" / name), name
+        assert is_png(tmp_path / "figs" / name), name
     bad = cli("musicrnn-plot", f"midi={tmp_path / 'nope.mid'}", cwd=tmp_path, check=False)
     assert (
         bad.returncode == 1

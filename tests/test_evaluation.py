@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_shared, write_corpus, write_piece
 
 from musicrnn.evaluation import figures
 from musicrnn.evaluation.features import TIME_BIN_CENTRES, interval_histogram, novelty_features, time_histogram
@@ -16,6 +15,7 @@ from musicrnn.evaluation.novelty import NgramIndex, longest_true_run, nearest_si
 from musicrnn.evaluation.yang_lerch import FEATURES, overlap_and_kl, yang_lerch
 from musicrnn.midi.audio import audio_unavailable_reason, read_wav_mono, render_wav
 from musicrnn.midi.io import find_midi_files, notes_from_columns, read_midi
+from tests.helpers import is_png, needs_fluidsynth, require_shared, write_corpus, write_piece
 
 
 def beats(pitches, onsets, lengths=1.0) -> np.ndarray:
@@ -152,10 +152,6 @@ def test_yang_lerch_on_real_chorales_against_themselves_overlaps_more_than_again
     assert halves["avg_ioi"]["kl_divergence"] < across["avg_ioi"]["kl_divergence"]
 
 
-def _png(path: Path) -> bool:
-    return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
-
-
 def test_figures_are_written_and_not_empty(tmp_path):
     corpus = [read_midi(p) for p in find_midi_files(write_corpus(tmp_path / "c", num_pieces=4))]
     written = [
@@ -163,10 +159,7 @@ def test_figures_are_written_and_not_empty(tmp_path):
         figures.save(figures.piano_roll_figure(corpus[0]), tmp_path / "f" / "whole.png"),
         figures.save(figures.histograms_figure(corpus[:2], corpus[2:]), tmp_path / "f" / "hist.png"),
     ]
-    assert all(_png(p) for p in written)
-
-
-needs_fluidsynth = pytest.mark.skipif(audio_unavailable_reason() is not None, reason=str(audio_unavailable_reason()))
+    assert all(is_png(p) for p in written)
 
 
 @needs_fluidsynth

@@ -28,12 +28,12 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-from conftest import require_shared, write_piece
 
 from musicrnn.data.corpus import parse_context, prepare_corpus
 from musicrnn.data.pianoroll_data import DEFAULT_MAX_FRAMES, PianoRollMidiDataModule
 from musicrnn.midi.io import DEFAULT_LIMITS, find_midi_files
 from musicrnn.representations.pianoroll import notes_to_pianoroll
+from tests.helpers import require_shared, write_piece
 
 FUZZ_COUNT = int(os.environ.get("MUSICRNN_FUZZ_COUNT", "500"))
 FUZZ_SEED = int(os.environ.get("MUSICRNN_FUZZ_SEED", "0"))

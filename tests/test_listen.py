@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, write_piece
 
 from musicrnn.cli.listen import main
 from musicrnn.listen import stats
@@ -34,10 +33,9 @@ from musicrnn.listen.clips import cut_notes
 from musicrnn.listen.server import create_app, running
 from musicrnn.listen.store import ASPECTS, Rating, RatingStore
 from musicrnn.listen.study import Clip, Study, System, make_study
-from musicrnn.midi.audio import audio_unavailable_reason
 from musicrnn.midi.io import notes_from_columns, read_midi
+from tests.helpers import REPO, needs_fluidsynth, write_piece
 
-needs_fluidsynth = pytest.mark.skipif(audio_unavailable_reason() is not None, reason=str(audio_unavailable_reason()))
 TOKEN = "results-token-for-tests"
 
 

@@ -13,13 +13,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import write_piece
 
 from musicrnn.listen import stats
 from musicrnn.listen.server import create_app, running
 from musicrnn.listen.store import ASPECTS, Rating, RatingStore
 from musicrnn.listen.study import make_study
 from musicrnn.midi.audio import audio_unavailable_reason
+from tests.helpers import write_piece
 
 CHROMIUM = os.environ.get("MUSICRNN_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 TOKEN = "browser-test-token"

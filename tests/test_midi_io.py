@@ -8,10 +8,10 @@ import miditoolkit
 import mido
 import numpy as np
 import pytest
-from conftest import require_shared, shared_data_dir, write_piece
 
 from musicrnn.errors import MidiReadError
 from musicrnn.midi.io import MidiLimits, find_midi_files, read_midi, write_midi
+from tests.helpers import require_shared, shared_data_dir, write_piece
 
 
 def test_read_orders_by_start_then_pitch_and_skips_drums(tmp_path):

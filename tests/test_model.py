@@ -3,16 +3,15 @@ from __future__ import annotations
 import hydra
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from musicrnn.cli.conf_dir import CONFIG_DIR
 from musicrnn.nets import NoteLSTM, NoteLSTMConfig
-from musicrnn.training import NoteLSTMModule
+from musicrnn.training.models import note_lstm
+from musicrnn.training.module import SequenceModel
+from tests.helpers import composed
 
 
-def _model_from_config(name: str) -> NoteLSTMModule:
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={name}"])
+def _model_from_config(name: str) -> SequenceModel:
+    cfg = composed("train", [f"model={name}"])
     return hydra.utils.instantiate(cfg.model), cfg
 
 
@@ -55,9 +54,9 @@ def test_train_positions_choose_which_targets_count():
     torch.manual_seed(0)
     batch = torch.rand(4, 9, 3) * torch.tensor([127.0, 0.5, 1.0])
     batch[..., 0] = batch[..., 0].round()
-    last = NoteLSTMModule(hidden_size=16, num_layers=1, dropout=0.0, dense_size=0, train_positions="last")
+    last = note_lstm(hidden_size=16, num_layers=1, dropout=0.0, dense_size=0, train_positions="last")
     assert torch.equal(last._step(batch, "train")["pitch_target"], batch[:, -1, 0].long())
-    every = NoteLSTMModule(hidden_size=16, num_layers=1, dropout=0.0, dense_size=0, train_positions="all")
+    every = note_lstm(hidden_size=16, num_layers=1, dropout=0.0, dense_size=0, train_positions="all")
     assert torch.equal(every._step(batch, "train")["pitch_target"], batch[:, 1:, 0].reshape(-1).long())
 
 
@@ -66,4 +65,4 @@ def test_train_positions_choose_which_targets_count():
 )
 def test_bad_model_settings_are_refused(bad):
     with pytest.raises(ValueError, match=str(next(iter(bad.values())))):
-        NoteLSTMModule(**bad)
+        note_lstm(**bad)

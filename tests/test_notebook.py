@@ -7,10 +7,10 @@ import json
 
 import nbformat
 import pytest
-from conftest import REPO, write_corpus
 from nbclient import NotebookClient
 
 from musicrnn.midi.audio import audio_unavailable_reason
+from tests.helpers import REPO, write_corpus
 
 pytestmark = pytest.mark.slow
 

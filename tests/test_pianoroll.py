@@ -11,24 +11,24 @@ from pathlib import Path
 import miditoolkit
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
-from conftest import require_shared, write_corpus, write_piece
 
 from musicrnn.data import PianoRollDataset, PianoRollMidiDataModule, PianoRollPickleDataModule, load_pianoroll_pickle
 from musicrnn.data.pianoroll_data import pad_rolls
 from musicrnn.errors import MusicrnnError
 from musicrnn.generation.sampling import generate_frames
 from musicrnn.midi.io import read_midi, write_midi
+from musicrnn.nets.heads import frame_nll, target_mask
 from musicrnn.representations.pianoroll import (
     notes_to_pianoroll,
     pianoroll_frames,
     pianoroll_to_notes,
     pianoroll_to_pitch_lists,
 )
-from musicrnn.training import PianoRollModule
 from musicrnn.training.callbacks import PianoRollMetrics
-from musicrnn.training.pianoroll_module import frame_nll, target_mask
+from musicrnn.training.models import pianoroll_lstm
+from musicrnn.training.module import SequenceModel
+from tests.helpers import metrics_after_testing, quiet_trainer, require_shared, write_corpus, write_piece
 
 JSB = ("jsb_chorales", "JSB Chorales.pickle")
 
@@ -238,23 +238,14 @@ class _ConstantNet(torch.nn.Module):
         return self.logits.expand(*frames.shape[:2], -1), state
 
 
-def _constant_module(logits: torch.Tensor, **kwargs) -> PianoRollModule:
-    module = PianoRollModule(num_keys=len(logits), **kwargs)
+def _constant_module(logits: torch.Tensor, **kwargs) -> SequenceModel:
+    module = pianoroll_lstm(num_keys=len(logits), **kwargs)
     module.net = _ConstantNet(logits)
     return module
 
 
 def _test_metrics(module, datamodule) -> dict[str, float]:
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[PianoRollMetrics()],
-    )
-    trainer.test(module, datamodule=datamodule, verbose=False)
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return metrics_after_testing(module, datamodule, PianoRollMetrics())
 
 
 def test_a_model_saying_one_half_scores_61_nats_per_frame_on_jsb_test():
@@ -290,25 +281,17 @@ def test_frame_nll_weighs_every_frame_once_and_accuracy_sums_counts(tmp_path):
 def test_model_learns_a_tiny_midi_corpus(tmp_path, cell):
     corpus = write_corpus(tmp_path / "corpus", num_pieces=12, num_bars=8)
     datamodule = PianoRollMidiDataModule(str(corpus), seq_len=16, batch_size=8, steps_per_quarter=2)
-    module = PianoRollModule(
+    module = pianoroll_lstm(
         hidden_size=64, num_layers=1, dropout=0.0, cell=cell, learning_rate=0.02, steps_per_quarter=2
     )
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=40,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[PianoRollMetrics()],
-    )
+    trainer = quiet_trainer(max_epochs=40, enable_checkpointing=False, callbacks=[PianoRollMetrics()])
     trainer.fit(module, datamodule=datamodule)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     assert metrics["val/frame_nll"] < metrics["val/unigram_frame_nll"]
     assert metrics["val/frame_accuracy"] > metrics["val/unigram_frame_accuracy"]
-    frames = generate_frames(module.net, datamodule.primer_rolls()[0], 12, num_samples=3, seed=1)
+    frames = generate_frames(module.net, datamodule.primers()[0], 12, num_samples=3, seed=1)
     assert frames.shape == (3, 12, 88) and frames.dtype == bool
-    assert np.array_equal(frames, generate_frames(module.net, datamodule.primer_rolls()[0], 12, num_samples=3, seed=1))
+    assert np.array_equal(frames, generate_frames(module.net, datamodule.primers()[0], 12, num_samples=3, seed=1))
 
 
 def test_midi_folder_datamodule_splits_and_windows(tmp_path):
@@ -326,30 +309,18 @@ def test_midi_folder_datamodule_splits_and_windows(tmp_path):
 def test_training_starts_from_the_keys_log_odds_and_a_resumed_run_keeps_its_bias(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", num_pieces=12, num_bars=4)
     datamodule = PianoRollMidiDataModule(str(corpus), seq_len=16, batch_size=8, steps_per_quarter=2)
-    module = PianoRollModule(hidden_size=8, num_layers=1, learning_rate=1e-9, steps_per_quarter=2)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    module = pianoroll_lstm(hidden_size=8, num_layers=1, learning_rate=1e-9, steps_per_quarter=2)
+    trainer = quiet_trainer(max_epochs=1, default_root_dir=tmp_path)
     trainer.fit(module, datamodule=datamodule)
     p = np.clip(datamodule.key_frequencies(), 1e-4, 1 - 1e-4)
     assert np.allclose(module.net.head.bias.detach().numpy(), np.log(p / (1 - p)), atol=1e-4)  # lr ~ 0: unchanged
     with torch.no_grad():
         module.net.head.bias.fill_(3.0)
     trainer.save_checkpoint(tmp_path / "edited.ckpt")
-    resumed = PianoRollModule(hidden_size=8, num_layers=1, learning_rate=1e-9, steps_per_quarter=2)
-    pl.Trainer(
-        accelerator="cpu",
-        max_epochs=2,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    ).fit(resumed, datamodule=datamodule, ckpt_path=tmp_path / "edited.ckpt")
+    resumed = pianoroll_lstm(hidden_size=8, num_layers=1, learning_rate=1e-9, steps_per_quarter=2)
+    quiet_trainer(max_epochs=2, enable_checkpointing=False).fit(
+        resumed, datamodule=datamodule, ckpt_path=tmp_path / "edited.ckpt"
+    )
     assert torch.allclose(resumed.net.head.bias, torch.full((88,), 3.0), atol=1e-4)
 
 
@@ -361,16 +332,9 @@ def test_ema_checkpoint_is_tested_with_its_averaged_weights(tmp_path):
 
     corpus = write_corpus(tmp_path / "corpus", num_pieces=12, num_bars=4)
     datamodule = PianoRollMidiDataModule(str(corpus), seq_len=16, batch_size=4, steps_per_quarter=2)
-    module = PianoRollModule(hidden_size=16, num_layers=1, learning_rate=0.02, steps_per_quarter=2)
+    module = pianoroll_lstm(hidden_size=16, num_layers=1, learning_rate=0.02, steps_per_quarter=2)
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="best", monitor="val/loss")
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=3,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[checkpoint, EMAWeights(decay=0.9), PianoRollMetrics()],
-    )
+    trainer = quiet_trainer(max_epochs=3, callbacks=[checkpoint, EMAWeights(decay=0.9), PianoRollMetrics()])
     trainer.fit(module, datamodule=datamodule)
     trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path, verbose=False)
     tested = float(trainer.callback_metrics["test/frame_nll"])

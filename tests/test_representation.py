@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import write_piece
 
 from musicrnn.midi.io import read_midi
 from musicrnn.representations.notes import DURATION, PITCH, STEP, events_to_notes, notes_to_events
+from tests.helpers import write_piece
 
 
 def test_chords_have_step_zero_and_read_bottom_up(tmp_path):

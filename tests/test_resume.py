@@ -4,18 +4,16 @@ resumes it to the same weights as a run that was never stopped (CPU, fixed seed)
 from __future__ import annotations
 
 import random
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from test_cli import cli, train_args
 
 from musicrnn.training.checkpoint_io import read_checkpoint
+from tests.helpers import cli, console_command, train_args
 
 pytestmark = pytest.mark.slow
 
@@ -35,9 +33,7 @@ ENDLESS = ["trainer.max_epochs=100000", *QUIET]
 
 
 def train_command(corpus: Path, logs: Path, *extra: str, run: list[str] = RUN) -> list[str]:
-    script = shutil.which("musicrnn-train")
-    command = [script] if script else [sys.executable, "-m", "musicrnn.cli.train"]
-    return [*command, *train_args(corpus, logs, *run, *extra)]
+    return [*console_command("musicrnn-train"), *train_args(corpus, logs, *run, *extra)]
 
 
 def checkpoints(logs: Path) -> list[Path]:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_cli import TINY_MODEL, cli
+
+from tests.helpers import TINY_MODEL, cli, composed
 
 pytestmark = pytest.mark.slow
 
@@ -130,10 +131,7 @@ def test_submitit_local_runs_a_job_as_a_cluster_would(session_corpus, tmp_path):
 
 
 def test_ddp_on_cpu_shards_the_data_over_two_processes(session_corpus, tmp_path):
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
-
-    from musicrnn.cli.conf_dir import CONFIG_DIR
 
     run = tmp_path / "run"
     overrides = args(
@@ -152,8 +150,7 @@ def test_ddp_on_cpu_shards_the_data_over_two_processes(session_corpus, tmp_path)
         and "distributed_backend=gloo" in result.stdout + result.stderr
     )
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[o for o in overrides if not o.startswith("trainer")])
+    cfg = composed("train", [o for o in overrides if not o.startswith("trainer")])
     datamodule = instantiate(cfg.data)
     datamodule.setup()
     windows = len(datamodule.datasets["train"])

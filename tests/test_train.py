@@ -3,36 +3,34 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from musicrnn.cli.conf_dir import CONFIG_DIR
 from musicrnn.cli.train import train
+from tests.helpers import composed
 
 pytestmark = pytest.mark.slow
 
 
 def _cfg(corpus, out, seed):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose(
-            "train",
-            overrides=[
-                "data=midi_dir",
-                f"data.path={corpus}",
-                f"paths.output_dir={out}",
-                f"seed={seed}",
-                "model.hidden_size=16",
-                "model.num_layers=2",
-                "model.dense_size=16",
-                "data.seq_len=16",
-                "data.batch_size=16",
-                "data.transpose=3",
-                "trainer.max_epochs=2",
-                "trainer.accelerator=cpu",
-                "trainer.enable_progress_bar=false",
-                "sample.num_notes=10",
-                "logger=none",
-            ],
-        )
+    return composed(
+        "train",
+        [
+            "data=midi_dir",
+            f"data.path={corpus}",
+            f"paths.output_dir={out}",
+            f"seed={seed}",
+            "model.hidden_size=16",
+            "model.num_layers=2",
+            "model.dense_size=16",
+            "data.seq_len=16",
+            "data.batch_size=16",
+            "data.transpose=3",
+            "trainer.max_epochs=2",
+            "trainer.accelerator=cpu",
+            "trainer.enable_progress_bar=false",
+            "sample.num_notes=10",
+            "logger=none",
+        ],
+    )
 
 
 def test_the_same_seed_gives_the_same_metrics_on_cpu(session_corpus, tmp_path):
