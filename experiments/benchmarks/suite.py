@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from musicrnn.nets.heads import positive_pressure_mse
 from musicrnn.nets.note_lstm import NoteLSTM, NoteLSTMConfig
-from musicrnn.training.note_module import positive_pressure_mse
 
 SEED_MODEL = NoteLSTMConfig(hidden_size=128, num_layers=3, dropout=0.3, dense_size=256)  # the paper's model
 SEQ_LEN = 100
@@ -101,7 +101,7 @@ def training_windows(corpus: str | None, quick: bool) -> torch.Tensor:
 
 
 def seed_loss(net: NoteLSTM, batch: torch.Tensor) -> torch.Tensor:
-    """The paper's loss, as NoteLSTMModule computes it: 0.05 CE(pitch) + MSE(step) + MSE(duration), each
+    """The paper's loss, as `NoteHeads` computes it: 0.05 CE(pitch) + MSE(step) + MSE(duration), each
     MSE with the negative-prediction penalty."""
     inputs, targets = batch[:, :-1], batch[:, 1:]
     output, _ = net(inputs)
@@ -249,12 +249,12 @@ def ensemble_generation(quick: bool = False) -> dict:
     """K = 5 members (stacked into one network) vs one model, same settings, batch 1."""
     from musicrnn.generation.sampling import generate_events
     from musicrnn.training.ensemble import ensemble_from_modules
-    from musicrnn.training.note_module import NoteLSTMModule
+    from musicrnn.training.models import note_lstm
 
     modules = []
     for seed in range(5):
         torch.manual_seed(seed)
-        modules.append(NoteLSTMModule(hidden_size=128, num_layers=3, dropout=0.3, dense_size=256).eval())
+        modules.append(note_lstm(hidden_size=128, num_layers=3, dropout=0.3, dense_size=256).eval())
     ensemble = ensemble_from_modules(modules)
     primer = np.zeros((25, 3), dtype=np.float32)
     primer[:, 0] = 60

@@ -21,7 +21,6 @@ from hydra import compose, initialize_config_dir
 
 from musicrnn.cli.conf_dir import CONFIG_DIR
 from musicrnn.generation.sampling import generate_events, generate_frames
-from musicrnn.training import PianoRollModule
 from musicrnn.training.callbacks import NoteMetrics, PianoRollMetrics
 from musicrnn.training.checkpoint import expand_checkpoints, load_module
 from musicrnn.training.ensemble import ensemble_from_modules
@@ -49,7 +48,7 @@ def time_generation(module, steps: int, repeats: int = 3) -> float:
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        if isinstance(module, PianoRollModule):
+        if module.representation.name == "pianoroll":
             generate_frames(module.net, primer, steps, seed=0)
         else:
             generate_events(module.net, primer, steps, seed=0)
@@ -67,7 +66,7 @@ def main() -> None:
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[*overrides, "paths.output_dir=."])
     datamodule = hydra.utils.instantiate(cfg.data)
-    pianoroll = isinstance(members[0], PianoRollModule)
+    pianoroll = members[0].representation.name == "pianoroll"
     columns = PIANOROLL_COLUMNS if pianoroll else NOTE_COLUMNS
     make_callback = PianoRollMetrics if pianoroll else NoteMetrics
 

@@ -1,4 +1,4 @@
-"""Quick recipe search for the JSB benchmark: a plain training loop over the real PianoRollModule and
+"""Quick recipe search for the JSB benchmark: a plain training loop over the real pianoroll_lstm model and
 PianoRollPickleDataModule, many configs in one process, each reporting its best val frame NLL and the test
 frame NLL at that epoch. The chosen recipe is then trained and reported through `musicrnn-train` (run.sh).
 
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from musicrnn.data import PianoRollPickleDataModule
-from musicrnn.training import PianoRollModule
+from musicrnn.training.models import pianoroll_lstm
 
 torch.set_num_threads(2)
 cfgs = json.load(open(sys.argv[1]))
@@ -36,7 +36,7 @@ for cfg in cfgs:
     np.random.seed(seed)
     dm = PianoRollPickleDataModule(os.environ["MUSICRNN_JSB_CHORALES"], batch_size=bs, transpose=transpose)
     dm.setup()
-    m = PianoRollModule(**cfg)
+    m = pianoroll_lstm(**cfg)
     m.log = lambda *a, **k: None
     if bias_init:
         p = torch.as_tensor(dm.key_frequencies(), dtype=torch.float32).clamp(1e-3, 1 - 1e-3)

@@ -21,7 +21,8 @@ from typing import Any, Literal, Union
 
 from omegaconf import DictConfig, OmegaConf
 
-from musicrnn.errors import MusicrnnError, missing_value_message
+from musicrnn.cli.errors import missing_value_message
+from musicrnn.errors import MusicrnnError
 
 
 class ConfigError(MusicrnnError):

@@ -20,9 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from musicrnn.cli.conf_dir import CONFIG_DIR
 from musicrnn.cli.config_validation import validate_generation
+from musicrnn.cli.errors import errors_as_one_line, run_hydra_cli
 from musicrnn.cli.generate import LENGTH_SETTINGS
 from musicrnn.cli.train import checkpoints_of, route_lightning_logs, test
-from musicrnn.errors import MusicrnnError, errors_as_one_line, one_line, run_hydra_cli
+from musicrnn.errors import MusicrnnError, one_line
 from musicrnn.evaluation import figures
 from musicrnn.evaluation.musical import mean_metrics
 from musicrnn.evaluation.novelty import novelty_summary

@@ -17,7 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from musicrnn.cli.conf_dir import CONFIG_DIR
 from musicrnn.cli.config_validation import validate_generation, validate_known_keys
-from musicrnn.errors import MusicrnnError, errors_as_one_line, run_hydra_cli
+from musicrnn.cli.errors import errors_as_one_line, run_hydra_cli
+from musicrnn.errors import MusicrnnError
 from musicrnn.generation.samples import sample_checkpoint
 from musicrnn.nets.heads import SamplingSettings
 from musicrnn.training.ensemble import load_model

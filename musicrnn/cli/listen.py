@@ -15,7 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from musicrnn.errors import MusicrnnError, errors_as_one_line
+from musicrnn.cli.errors import errors_as_one_line
+from musicrnn.errors import MusicrnnError
 
 COMMAND = "musicrnn-listen"
 SYSTEM_PREFIX = "system."

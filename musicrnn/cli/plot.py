@@ -18,7 +18,8 @@ from omegaconf import DictConfig
 
 from musicrnn.cli.conf_dir import CONFIG_DIR
 from musicrnn.cli.config_validation import validate_known_keys
-from musicrnn.errors import MusicrnnError, errors_as_one_line, run_hydra_cli
+from musicrnn.cli.errors import errors_as_one_line, run_hydra_cli
+from musicrnn.errors import MusicrnnError
 from musicrnn.evaluation import figures
 from musicrnn.midi.io import find_midi_files, read_midi
 

@@ -24,7 +24,8 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from musicrnn.cli.conf_dir import CONFIG_DIR
 from musicrnn.cli.config_validation import validate_run_config
-from musicrnn.errors import CheckpointError, MusicrnnError, errors_as_one_line, run_hydra_cli
+from musicrnn.cli.errors import errors_as_one_line, run_hydra_cli
+from musicrnn.errors import CheckpointError, MusicrnnError
 from musicrnn.generation.samples import sample_checkpoint
 from musicrnn.nets.heads import SamplingSettings
 from musicrnn.representations import REPRESENTATIONS

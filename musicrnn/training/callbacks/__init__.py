@@ -1,4 +1,3 @@
-
 from musicrnn.training.callbacks.note_metrics import NoteMetrics
 from musicrnn.training.callbacks.pianoroll_metrics import PianoRollMetrics
 from musicrnn.training.callbacks.weight_averaging import EMAWeights
