@@ -16,8 +16,6 @@ from musicrnn.training.checkpoint import load_module
 from musicrnn.training.checkpoint_io import ALLOWED_PICKLE_GLOBALS, pickle_globals, read_checkpoint, write_atomically
 from tests.helpers import cli, train_args
 
-pytestmark = pytest.mark.slow
-
 
 class CreatesAFile:
     """A pickle payload: unpickling it runs `os.system("touch MARKER")`."""
@@ -53,12 +51,14 @@ def malicious_copy(trained: Path, tmp_path: Path) -> tuple[Path, Path]:
     return path, marker
 
 
+@pytest.mark.slow  # trains (the `trained` fixture)
 def test_every_checkpoint_musicrnn_writes_uses_only_allowed_types(trained):
     for path in trained.parent.glob("*.ckpt"):
         assert pickle_globals(path) <= ALLOWED_PICKLE_GLOBALS
         assert read_checkpoint(path)["musicrnn"]["model"] == "note_lstm"
 
 
+@pytest.mark.slow  # trains, and runs every command in a subprocess
 def test_a_checkpoint_carrying_code_is_refused_by_every_command_and_the_code_never_runs(
     trained, session_corpus, tmp_path
 ):
@@ -101,6 +101,7 @@ def test_a_checkpoint_carrying_code_is_refused_by_every_command_and_the_code_nev
         assert not marker.exists(), f"{command} ran the payload"
 
 
+@pytest.mark.slow  # trains (the `trained` fixture)
 def test_a_newer_format_version_is_named(trained, tmp_path):
     checkpoint = torch.load(trained, weights_only=True)
     checkpoint["musicrnn"]["format_version"] = 99
@@ -109,6 +110,7 @@ def test_a_newer_format_version_is_named(trained, tmp_path):
         load_module(tmp_path / "future.ckpt")
 
 
+@pytest.mark.slow  # trains (the `trained` fixture)
 def test_not_a_checkpoint_and_a_truncated_one_are_named(trained, tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(CheckpointError, match="not a musicrnn checkpoint"):
@@ -119,6 +121,7 @@ def test_not_a_checkpoint_and_a_truncated_one_are_named(trained, tmp_path):
         read_checkpoint(tmp_path / "cut.ckpt")
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_failed_write_keeps_the_previous_checkpoint_and_leaves_no_temporary_file(tmp_path):
     """A full disk, made real for one child process with RLIMIT_FSIZE (writes past the limit fail)."""
     target = tmp_path / "checkpoints" / "last.ckpt"
@@ -149,6 +152,7 @@ def test_an_unwritable_output_folder_is_a_one_line_error(tmp_path):
         write_atomically(b"data", tmp_path / "a-file" / "best.ckpt")
 
 
+@pytest.mark.slow  # trains, and runs musicrnn-generate
 def test_a_primer_of_the_wrong_kind_or_without_notes_is_named(trained, tmp_path):
     import miditoolkit
     import numpy as np

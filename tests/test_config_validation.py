@@ -182,11 +182,11 @@ def test_every_shipped_config_passes(overrides, tmp_path, monkeypatch):
     ],
 )
 def test_hydras_own_errors_become_one_line(override, expected):
-    """What the CLIs print for errors Hydra raises while composing (`errors.run_hydra_cli`), from the real
+    """What the CLIs print for errors Hydra raises while composing (`cli.errors.run_hydra_cli`), from the real
     exceptions."""
     from hydra.errors import HydraException
 
-    from musicrnn.errors import hydra_error_line
+    from musicrnn.cli.errors import hydra_error_line
 
     with pytest.raises(HydraException) as error:
         composed("train", [override])

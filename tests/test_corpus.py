@@ -87,6 +87,7 @@ def test_no_usable_file_fails_with_a_clear_message(tmp_path):
         prepare_corpus(tmp_path / "missing", cache_dir=tmp_path / "cache")
 
 
+@pytest.mark.slow  # parser worker processes
 @pytest.mark.shared_data
 def test_fixture_folder_prepares_with_workers_and_skips_the_broken(tmp_path):
     root = require_shared("midi_fixtures")
@@ -96,6 +97,7 @@ def test_fixture_folder_prepares_with_workers_and_skips_the_broken(tmp_path):
     assert len(corpus) + len(corpus.skipped) == 51 and len(corpus) >= 35
 
 
+@pytest.mark.slow  # parser worker processes
 @pytest.mark.shared_data
 def test_pop909_prepares_in_worker_processes(tmp_path):
     root = require_shared("pop909", "POP909")
@@ -133,6 +135,7 @@ def _grab_on_greedy(path: str) -> None:
         bytearray(4 << 30)  # 4 GiB
 
 
+@pytest.mark.slow  # worker processes, each cut at its time limit
 @pytest.mark.parametrize("workers", [1, 2])
 def test_files_over_the_time_limit_are_skipped_and_the_rest_is_unchanged(tmp_path, monkeypatch, workers):
     root = write_corpus(tmp_path / "c", num_pieces=8, num_bars=2)

@@ -156,6 +156,7 @@ def tiny_pianoroll_checkpoints(tmp_path_factory) -> tuple[list, PianoRollMidiDat
     return paths, datamodule
 
 
+@pytest.mark.slow  # trains
 def test_an_ensemble_of_one_equals_its_member_and_three_test_like_one_model(tiny_pianoroll_checkpoints):
     paths, datamodule = tiny_pianoroll_checkpoints
     member = metrics_after_testing(load_model(paths[0]), datamodule, PianoRollMetrics())
@@ -167,6 +168,7 @@ def test_an_ensemble_of_one_equals_its_member_and_three_test_like_one_model(tiny
     assert ensemble <= np.mean(members) + 1e-4  # Jensen: the mixture's NLL never exceeds the members' mean
 
 
+@pytest.mark.slow  # trains
 def test_glob_of_checkpoints_and_generation_from_an_ensemble(tiny_pianoroll_checkpoints, tmp_path):
     paths, _ = tiny_pianoroll_checkpoints
     pattern = str(paths[0].parent.parent.parent / "m*" / "checkpoints" / "*.ckpt")
@@ -178,6 +180,7 @@ def test_glob_of_checkpoints_and_generation_from_an_ensemble(tiny_pianoroll_chec
     assert frames.shape == (2, 16, 88)
 
 
+@pytest.mark.slow  # trains
 def test_note_ensemble_tests_with_the_note_metrics(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", num_pieces=12, num_bars=4)
     datamodule = NoteSequenceDataModule(str(corpus), seq_len=16, batch_size=8)
@@ -193,7 +196,7 @@ def test_note_ensemble_tests_with_the_note_metrics(tmp_path):
     assert {"test/pitch_acc_top1", "test/step_mse", "test/bigram_pitch_perplexity"} <= set(fused)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # trains, and runs the console scripts
 def test_generate_cli_writes_midi_from_an_ensemble_and_train_cli_tests_one(tiny_pianoroll_checkpoints, tmp_path):
     paths, datamodule = tiny_pianoroll_checkpoints
     listed = "[" + ",".join(f"'{p}'" for p in paths) + "]"  # quoted: Lightning's default names hold '='

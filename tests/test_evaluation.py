@@ -162,6 +162,7 @@ def test_figures_are_written_and_not_empty(tmp_path):
     assert all(is_png(p) for p in written)
 
 
+@pytest.mark.slow  # the fluidsynth program, in a subprocess
 @needs_fluidsynth
 def test_midi_renders_to_audible_wav_of_the_right_length(tmp_path):
     notes = read_midi(write_piece(tmp_path / "piece.mid", seed=3, num_bars=4, tempo_change=False, with_drums=False))

@@ -427,6 +427,7 @@ def _print_table(kinds: dict[str, str], parsed: set[str], reasons: dict[str, str
 
 
 # -- the test -----------------------------------------------------------------------------------------
+@pytest.mark.slow  # parser worker processes, hundreds of files
 @pytest.mark.shared_data
 def test_hostile_midi_never_crashes_hangs_or_changes_the_good_files(tmp_path):
     rng = np.random.default_rng(FUZZ_SEED)

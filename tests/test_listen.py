@@ -154,6 +154,7 @@ def midi_sets(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow  # renders with the fluidsynth program (a subprocess per clip)
 @needs_fluidsynth
 def test_make_study_renders_every_file_under_an_opaque_id(midi_sets, tmp_path):
     study = make_study(
@@ -179,6 +180,7 @@ def test_make_study_renders_every_file_under_an_opaque_id(midi_sets, tmp_path):
     assert reloaded.clips == study.clips and reloaded.systems == study.systems
 
 
+@pytest.mark.slow  # renders with the fluidsynth program (a subprocess per clip)
 @needs_fluidsynth
 def test_make_study_cli_takes_several_named_systems(midi_sets, tmp_path, capsys):
     main(
@@ -249,6 +251,7 @@ def test_a_corrupt_midi_file_stops_make_study_before_rendering(tmp_path, capsys,
     assert "bad.mid" in err and not (tmp_path / "study").exists()
 
 
+@pytest.mark.slow  # a subprocess
 def test_the_installed_command_exits_1_without_a_traceback(tmp_path):
     result = subprocess.run(
         [
@@ -347,6 +350,7 @@ def test_the_page_and_the_api_never_name_a_system_or_a_source(client, tones):
         assert "model" not in text and "bach" not in text and ".mid" not in text
 
 
+@pytest.mark.slow  # serves
 def test_audio_is_served_only_by_listed_id_over_the_real_server(live, tones):
     url, _ = live
     status, payload = call(f"{url}/audio/c0a1")
@@ -389,6 +393,7 @@ def test_results_need_the_token(client):
 # ------------------------------------------------------------------------------ concurrency and restarts
 
 
+@pytest.mark.slow  # serves
 @pytest.mark.timeout(120)
 def test_twenty_simultaneous_listeners_each_rating_stored_exactly_once(live, tones):
     url, store = live
@@ -439,6 +444,7 @@ def _start_server(folder: Path) -> tuple[subprocess.Popen, str]:
     return process, line.rsplit(" at ", 1)[1].strip().rstrip("/")
 
 
+@pytest.mark.slow  # serves, in subprocesses
 @pytest.mark.timeout(120)
 def test_a_killed_and_restarted_server_has_lost_no_rating(tones):
     process, url = _start_server(tones.folder)

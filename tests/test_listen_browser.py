@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     sync_playwright = None
 
 pytestmark = [
+    pytest.mark.slow,  # serves, and drives a browser
     pytest.mark.skipif(
         sync_playwright is None, reason="the playwright package is not installed (pip install -e '.[test]')"
     ),

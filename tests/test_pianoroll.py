@@ -277,6 +277,7 @@ def test_frame_nll_weighs_every_frame_once_and_accuracy_sums_counts(tmp_path):
 
 
 # -- model, data from MIDI, generation ---------------------------------------------------------------
+@pytest.mark.slow  # trains
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_model_learns_a_tiny_midi_corpus(tmp_path, cell):
     corpus = write_corpus(tmp_path / "corpus", num_pieces=12, num_bars=8)
@@ -306,6 +307,7 @@ def test_midi_folder_datamodule_splits_and_windows(tmp_path):
     assert sum(map(len, PianoRollMidiDataModule(str(corpus)).load_rolls().values())) == 21
 
 
+@pytest.mark.slow  # trains
 def test_training_starts_from_the_keys_log_odds_and_a_resumed_run_keeps_its_bias(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", num_pieces=12, num_bars=4)
     datamodule = PianoRollMidiDataModule(str(corpus), seq_len=16, batch_size=8, steps_per_quarter=2)
@@ -324,6 +326,7 @@ def test_training_starts_from_the_keys_log_odds_and_a_resumed_run_keeps_its_bias
     assert torch.allclose(resumed.net.head.bias, torch.full((88,), 3.0), atol=1e-4)
 
 
+@pytest.mark.slow  # trains
 def test_ema_checkpoint_is_tested_with_its_averaged_weights(tmp_path):
     from pytorch_lightning.callbacks import ModelCheckpoint
 
