@@ -11,8 +11,10 @@ import torch
 
 from musicrnn.data import NoteSequenceDataModule
 from musicrnn.nets import NoteLSTM, NoteLSTMConfig
+from musicrnn.nets.heads import NoteHeads
+from musicrnn.nets.scores import smoothed_log_probs
 from musicrnn.representations.notes import dequantise_time, quantise_time
-from musicrnn.training.callbacks.note_metrics import NoteMetrics, smoothed_log_probs
+from musicrnn.training.callbacks import Metrics
 
 
 def _write_melody(path, pitches):
@@ -48,8 +50,10 @@ def test_the_callback_scores_the_bigram_on_the_same_targets():
     stats = {"pitch_counts": counts.sum(0), "bigram_counts": counts, "step_mean": 0.5, "duration_mean": 0.25}
     trainer = SimpleNamespace(datamodule=SimpleNamespace(train_statistics=lambda: stats), sanity_checking=False)
     logged = {}
-    module = SimpleNamespace(device=torch.device("cpu"), log_dict=lambda values, **kw: logged.update(values))
-    callback = NoteMetrics(top_k=5, baseline_smoothing=1e-9)  # (almost) no smoothing: exact frequencies
+    module = SimpleNamespace(
+        device=torch.device("cpu"), log_dict=lambda values, **kw: logged.update(values), head=NoteHeads(), net=None
+    )
+    callback = Metrics(top_k=5, baseline_smoothing=1e-9)  # (almost) no smoothing: exact frequencies
     callback.setup(trainer, module, "test")
     previous, target = torch.tensor([60, 60, 62]), torch.tensor([62, 64, 60])
     outputs = {

@@ -72,13 +72,13 @@ def test_the_lightning_path_trains_exactly_like_the_plain_loop(tiny_corpus):
     plain_net = copy.deepcopy(module.net)
 
     torch.manual_seed(123)
-    from musicrnn.training.callbacks import NoteMetrics
+    from musicrnn.training.callbacks import Metrics
 
     trainer = quiet_trainer(
         max_steps=4,
         gradient_clip_val=1.0,
         enable_checkpointing=False,
-        callbacks=[NoteMetrics()],
+        callbacks=[Metrics()],
         num_sanity_val_steps=0,
     )
     trainer.fit(module, train_dataloaders=DataLoader(list(windows), batch_size=8, shuffle=False))

@@ -53,7 +53,9 @@ def malicious_copy(trained: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.mark.slow  # trains (the `trained` fixture)
 def test_every_checkpoint_musicrnn_writes_uses_only_allowed_types(trained):
-    for path in trained.parent.glob("*.ckpt"):
+    paths = sorted(trained.parent.glob("*.ckpt"))
+    assert {"best.ckpt", "last.ckpt"} <= {p.name for p in paths}
+    for path in paths:
         assert pickle_globals(path) <= ALLOWED_PICKLE_GLOBALS
         assert read_checkpoint(path)["musicrnn"]["model"] == "note_lstm"
 

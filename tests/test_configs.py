@@ -68,7 +68,7 @@ def test_callbacks_logger_and_trainer_instantiate(tmp_path):
     cfg = composed("train", [f"paths.output_dir={tmp_path}"])
     callbacks = instantiate_group(cfg.callbacks)
     names = {type(c).__name__ for c in callbacks}
-    assert {"ModelCheckpoint", "EarlyStopping", "LearningRateMonitor", "NoteMetrics", "PianoRollMetrics"} <= names
+    assert {"ModelCheckpoint", "EarlyStopping", "LearningRateMonitor", "Metrics"} <= names
     loggers = instantiate_group(cfg.logger)
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, accelerator="cpu")
     assert trainer.max_epochs == cfg.trainer.max_epochs

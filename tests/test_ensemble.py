@@ -15,7 +15,7 @@ from musicrnn.errors import CheckpointError, MusicrnnError
 from musicrnn.generation.sampling import generate_events, generate_frames
 from musicrnn.midi.io import read_midi
 from musicrnn.nets.heads import frame_nll
-from musicrnn.training.callbacks import NoteMetrics, PianoRollMetrics
+from musicrnn.training.callbacks import Metrics
 from musicrnn.training.checkpoint import expand_checkpoints
 from musicrnn.training.ensemble import ensemble_from_modules, load_model
 from musicrnn.training.models import note_lstm, pianoroll_lstm
@@ -159,12 +159,12 @@ def tiny_pianoroll_checkpoints(tmp_path_factory) -> tuple[list, PianoRollMidiDat
 @pytest.mark.slow  # trains
 def test_an_ensemble_of_one_equals_its_member_and_three_test_like_one_model(tiny_pianoroll_checkpoints):
     paths, datamodule = tiny_pianoroll_checkpoints
-    member = metrics_after_testing(load_model(paths[0]), datamodule, PianoRollMetrics())
-    alone = metrics_after_testing(load_model([paths[0]], weights=[1.0]), datamodule, PianoRollMetrics())
+    member = metrics_after_testing(load_model(paths[0]), datamodule, Metrics())
+    alone = metrics_after_testing(load_model([paths[0]], weights=[1.0]), datamodule, Metrics())
     assert alone["test/frame_nll"] == pytest.approx(member["test/frame_nll"], abs=1e-4)
     assert alone["test/frame_accuracy"] == pytest.approx(member["test/frame_accuracy"], abs=1e-6)
-    members = [metrics_after_testing(load_model(p), datamodule, PianoRollMetrics())["test/frame_nll"] for p in paths]
-    ensemble = metrics_after_testing(load_model(paths), datamodule, PianoRollMetrics())["test/frame_nll"]
+    members = [metrics_after_testing(load_model(p), datamodule, Metrics())["test/frame_nll"] for p in paths]
+    ensemble = metrics_after_testing(load_model(paths), datamodule, Metrics())["test/frame_nll"]
     assert ensemble <= np.mean(members) + 1e-4  # Jensen: the mixture's NLL never exceeds the members' mean
 
 
@@ -190,8 +190,8 @@ def test_note_ensemble_tests_with_the_note_metrics(tmp_path):
         module = note_lstm(hidden_size=16, num_layers=1, dense_size=0, pitch_embedding_dim=8, pitch_loss_weight=1.0)
         quiet_trainer(max_epochs=2, enable_checkpointing=False).fit(module, datamodule=datamodule)
         members.append(module.eval())
-    scores = [metrics_after_testing(m, datamodule, NoteMetrics())["test/pitch_nll"] for m in members]
-    fused = metrics_after_testing(ensemble_from_modules(members), datamodule, NoteMetrics())
+    scores = [metrics_after_testing(m, datamodule, Metrics())["test/pitch_nll"] for m in members]
+    fused = metrics_after_testing(ensemble_from_modules(members), datamodule, Metrics())
     assert fused["test/pitch_nll"] <= np.mean(scores) + 1e-4
     assert {"test/pitch_acc_top1", "test/step_mse", "test/bigram_pitch_perplexity"} <= set(fused)
 

@@ -174,11 +174,17 @@ def test_midi_renders_to_audible_wav_of_the_right_length(tmp_path):
     assert rate == 44100 and np.abs(samples).max() > 0.05
 
 
-def test_missing_fluidsynth_is_one_clear_line(monkeypatch):
+def test_missing_fluidsynth_or_soundfont_is_one_clear_line(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", "/nonexistent")
     reason = audio_unavailable_reason()
     assert reason and "fluidsynth" in reason and "\n" not in reason
-    monkeypatch.setenv("PATH", "/usr/bin:/bin")
-    monkeypatch.setenv("MUSICRNN_SOUNDFONT", "/nonexistent/font.sf2")
-    if reason := audio_unavailable_reason():
-        assert "SoundFont" in reason or "fluidsynth" in reason
+    # A fluidsynth program on the PATH (a stand-in, whatever this machine has) but no SoundFont where the
+    # setting points: the SoundFont is what is named.
+    program = tmp_path / "bin" / "fluidsynth"
+    program.parent.mkdir()
+    program.write_text("#!/bin/sh\nexit 0\n")
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", str(program.parent))
+    monkeypatch.setenv("MUSICRNN_SOUNDFONT", str(tmp_path / "missing.sf2"))
+    reason = audio_unavailable_reason()
+    assert reason and "SoundFont" in reason and str(tmp_path / "missing.sf2") in reason and "\n" not in reason
