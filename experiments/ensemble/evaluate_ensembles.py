@@ -21,7 +21,7 @@ from hydra import compose, initialize_config_dir
 
 from musicrnn.cli.conf_dir import CONFIG_DIR
 from musicrnn.generation.sampling import generate_events, generate_frames
-from musicrnn.training.callbacks import NoteMetrics, PianoRollMetrics
+from musicrnn.training.callbacks import Metrics
 from musicrnn.training.checkpoint import expand_checkpoints, load_module
 from musicrnn.training.ensemble import ensemble_from_modules
 
@@ -68,7 +68,7 @@ def main() -> None:
     datamodule = hydra.utils.instantiate(cfg.data)
     pianoroll = members[0].representation.name == "pianoroll"
     columns = PIANOROLL_COLUMNS if pianoroll else NOTE_COLUMNS
-    make_callback = PianoRollMetrics if pianoroll else NoteMetrics
+    make_callback = Metrics
 
     rows = []
     for path, member in zip(paths, members):

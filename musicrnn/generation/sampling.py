@@ -126,6 +126,6 @@ def generate_frames(
     drawn independently."""
     settings = SamplingSettings(temperature)
     return generate_steps(
-        net, BernoulliKeys(), primer, num_frames, num_samples=num_samples, settings=settings, seed=seed,
+        net, BernoulliKeys(net.config.num_keys), primer, num_frames, num_samples=num_samples, settings=settings, seed=seed,
         length_name="num_frames",
     )  # fmt: skip

@@ -68,6 +68,10 @@ class OutputDistribution(Protocol):
     def prepare(self, net: nn.Module, datamodule: Any) -> None:
         """Before fitting: set output-layer parameters from the training data, where the head wants that."""
 
+    def scorer(self, net: nn.Module, options: Any, datamodule: Any, device: Any) -> Any:
+        """What the metric callback scores this distribution's outputs with (`musicrnn.nets.scores`), its
+        baselines fitted on `datamodule`'s training split where it has one."""
+
 
 # -- sampling from a categorical distribution ----------------------------------------------------------------
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
@@ -221,6 +225,11 @@ class NoteHeads:
     def prepare(self, net, datamodule) -> None:
         pass
 
+    def scorer(self, net, options, datamodule, device):
+        from musicrnn.nets.scores import NoteScores  # torchmetrics, loaded when metrics are wanted
+
+        return NoteScores(options, datamodule, device)
+
 
 # -- the piano-roll model's head -----------------------------------------------------------------------------
 def frame_nll(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -251,7 +260,8 @@ class BernoulliKeys:
 
     sampling_options = ("temperature",)
 
-    def __init__(self, init_output_bias: bool = True):
+    def __init__(self, num_keys: int, init_output_bias: bool = True):
+        self.num_keys = num_keys
         self.init_output_bias = init_output_bias
 
     def loss(self, output, inputs, targets, lengths=None) -> StepLoss:
@@ -264,7 +274,7 @@ class BernoulliKeys:
         return StepLoss(nll.mean(), nll.numel(), {}, outputs)
 
     def step_size(self, net) -> int:
-        return net.config.num_keys
+        return self.num_keys
 
     def draw_uniforms(self, length, num_samples, generator, device) -> None:
         return None
@@ -284,3 +294,8 @@ class BernoulliKeys:
         if self.init_output_bias and hasattr(datamodule, "key_frequencies"):
             with torch.no_grad():
                 net.head.bias.copy_(key_log_odds(datamodule.key_frequencies()))
+
+    def scorer(self, net, options, datamodule, device):
+        from musicrnn.nets.scores import FrameScores  # torchmetrics, loaded when metrics are wanted
+
+        return FrameScores(self.num_keys, options, datamodule, device)

@@ -83,7 +83,9 @@ def pianoroll_lstm(
             num_keys, hidden_size, num_layers, dropout, input_dropout, weight_dropout, cell, dense_size, input_skip
         )
     )
-    return SequenceModel("pianoroll_lstm", settings, net, BernoulliKeys(init_output_bias), representation, optimizer)
+    return SequenceModel(
+        "pianoroll_lstm", settings, net, BernoulliKeys(num_keys, init_output_bias), representation, optimizer
+    )
 
 
 # The builder a checkpoint's "model" names.
