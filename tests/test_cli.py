@@ -317,8 +317,10 @@ def test_jsb_experiment_trains_tests_and_generates_from_the_piano_roll_checkpoin
         "trainer.enable_progress_bar=false",
         cwd=tmp_path,
     )
+    # The pickle's 229 training chorales of 13,807 frames (test_pianoroll checks both): every frame but each
+    # piece's first is a target.
     assert (
-        "piano rolls (88 keys from MIDI 21, whole pieces): train 229 pieces / 13578 target frames"
+        f"piano rolls (88 keys from MIDI 21, whole pieces): train 229 pieces / {13_807 - 229} target frames"
         in result.stdout + result.stderr
     )
     lines = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[-6:] if line.startswith("    ")}

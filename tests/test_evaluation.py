@@ -56,9 +56,11 @@ def test_feature_histograms_count_intervals_steps_and_durations():
     assert intervals[12 + 2] == pytest.approx(5 / 7) and intervals[12 + 1] == pytest.approx(2 / 7)
     steps = time_histogram(np.array([0.0, 0.5, 0.5, 1.0]))
     assert steps[list(TIME_BIN_CENTRES).index(0.5)] == pytest.approx(0.5)
-    assert novelty_features(C_MAJOR_SCALE).shape == (193,) and novelty_features(C_MAJOR_SCALE).sum() == pytest.approx(
-        5.0
-    )
+    # Pitches 0-127, pitch classes, intervals of -12..12 semitones, then steps and durations in the note-value bins:
+    # five histograms of one each.
+    features = novelty_features(C_MAJOR_SCALE)
+    assert features.shape == (128 + 12 + (2 * 12 + 1) + 2 * len(TIME_BIN_CENTRES),)
+    assert features.sum() == pytest.approx(5.0)
 
 
 def test_a_training_piece_against_its_own_corpus_is_not_novel_and_fully_copied(tmp_path):

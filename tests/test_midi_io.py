@@ -155,7 +155,7 @@ TRACK_1 = 14  # the first track chunk's offset in a file with the standard 6-byt
         (lambda d: d[:10], "truncated header (10 bytes"),
         (lambda d: _patch(d, 0, b"RIFF"), "not a MIDI file (no MThd header)"),
         (lambda d: _patch(d, 4, struct.pack(">I", 0)), "header length 0 (it must be at least 6)"),
-        (lambda d: _patch(d, 4, struct.pack(">I", 0xFFFFFFFF)), "header claims 4294967295 bytes but the file has"),
+        (lambda d: _patch(d, 4, struct.pack(">I", 0xFFFFFFFF)), f"header claims {0xFFFFFFFF} bytes but the file has"),
         (lambda d: _patch(d, 10, struct.pack(">H", 0)), "header declares 0 tracks"),
         (lambda d: _patch(d, 10, struct.pack(">H", 0xFFFF)), "header declares -1 tracks"),
         (
@@ -164,7 +164,7 @@ TRACK_1 = 14  # the first track chunk's offset in a file with the standard 6-byt
         ),
         (lambda d: _patch(d, 12, b"\x00\x00"), "ticks per beat is 0"),
         (lambda d: _patch(d, 12, b"\xe7\x28"), "SMPTE time division"),
-        (lambda d: _patch(d, TRACK_1 + 4, struct.pack(">I", 2**30)), "track 1 claims 1073741824 bytes but"),
+        (lambda d: _patch(d, TRACK_1 + 4, struct.pack(">I", 2**30)), f"track 1 claims {2**30} bytes but"),
         (lambda d: _patch(d, TRACK_1 + 4, struct.pack(">I", 0)), "track 1 is empty (0 bytes)"),
         (lambda d: _patch(d, TRACK_1, b"Junk"), "found a b'Junk' chunk where track 1 should be"),
         (lambda d: d[:-5], "truncated file"),
@@ -227,8 +227,8 @@ def _tempo(microseconds: int, at: int = 0) -> mido.MetaMessage:
     "microseconds, reason",
     [
         (0, "cannot parse: a tempo of 0 microseconds per beat"),
-        (1, "a tempo of 6e+07 bpm at tick 0, outside 4..2000 bpm"),
-        (0xFFFFFF, "a tempo of 3.57628 bpm at tick 0, outside 4..2000 bpm"),
+        (1, f"a tempo of {60e6 / 1:.6g} bpm at tick 0, outside 4..2000 bpm"),  # bpm = 60 s / the beat
+        (0xFFFFFF, f"a tempo of {60e6 / 0xFFFFFF:.6g} bpm at tick 0, outside 4..2000 bpm"),
     ],
 )
 def test_unplayable_tempos_are_refused(tmp_path, microseconds, reason):
@@ -244,11 +244,13 @@ def test_a_tempo_after_the_last_note_moves_nothing_and_is_ignored(tmp_path):
 
 def test_absurd_lengths_and_counts_are_refused_not_allocated(tmp_path):
     far = _mido_file(tmp_path, _note() + _note(62, length=0x0FFFFFFF), name="far.mid")
-    assert _reason(far) == "notes reach beat 559242, over the 100000-beat limit"
+    far_beat = (480 + 0x0FFFFFFF) / 480  # the second note ends 0x0FFFFFFF ticks after the first one's end
+    assert _reason(far) == f"notes reach beat {far_beat:.6g}, over the 100000-beat limit"
     beyond = _mido_file(tmp_path, _note() + _note(62, length=2**70), name="beyond.mid")
     assert _reason(beyond) == "a note lies beyond tick 2^63 (absurd delta times)"
     slow = _mido_file(tmp_path, [_tempo(0xFFFFFF // 4)] + _note(length=10_000 * 480), name="slow.mid")  # 14.3 bpm
-    assert _reason(slow) == "notes reach 41943 s, over the 36000 s limit"
+    seconds = 10_000 * (0xFFFFFF // 4) / 1e6  # 10,000 beats of 0xFFFFFF // 4 microseconds
+    assert _reason(slow) == f"notes reach {seconds:.6g} s, over the 36000 s limit"
     many = _mido_file(tmp_path, [m for i in range(50) for m in _note(60 + i % 12, length=10)], name="many.mid")
     assert _reason(many, limits=MidiLimits(max_notes=49)) == "50 notes, over the 49-note limit"
     assert len(read_midi(many)) == 50
@@ -264,8 +266,10 @@ def test_notes_that_never_end_are_dropped(tmp_path):
 def test_a_sustain_pedal_never_lifted_or_lifted_absurdly_late(tmp_path):
     down = mido.Message("control_change", control=64, value=127, time=0)
     never = _mido_file(tmp_path, [down] + _note(60, length=10) + _note(62, length=960), name="never.mid")
-    assert read_midi(never, sustain=True)["end_tick"].tolist() == [970, 970]  # held to the last note's end
+    last_end = 10 + 960  # the second note starts as the first ends, and lasts 960 ticks
+    assert read_midi(never, sustain=True)["end_tick"].tolist() == [last_end, last_end]  # both held to its end
     up = mido.Message("control_change", control=64, value=0, time=2**70)
     late = _mido_file(tmp_path, [down] + _note(60, length=10) + [up], name="late.mid")
     assert len(read_midi(late)) == 1
-    assert _reason(late, sustain=True) == "notes reach beat 1.92154e+16, over the 100000-beat limit"  # 2^63 / 480
+    clamped = 2**63 / 480  # a pedal lifted past tick 2^63 holds the note to 2^63 ticks at 480 a beat
+    assert _reason(late, sustain=True) == f"notes reach beat {clamped:.6g}, over the 100000-beat limit"

@@ -19,21 +19,47 @@ def _count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def lstm_parameters(input_size: int, hidden_size: int, num_layers: int, bias_vectors: int = 2) -> int:
+    """An LSTM's parameters: per layer, four gates with input and recurrent weights, 4·H·(I + H), and
+    `bias_vectors` bias vectors of 4·H (PyTorch keeps b_ih and b_hh: two; Keras one); layers after the first
+    read the H outputs of the layer below."""
+    return sum(
+        4 * hidden_size * ((input_size if layer == 0 else hidden_size) + hidden_size) + bias_vectors * 4 * hidden_size
+        for layer in range(num_layers)
+    )
+
+
+def linear_parameters(inputs: int, outputs: int) -> int:
+    return (inputs + 1) * outputs  # weights and one bias per output
+
+
+PITCHES, NOTE_INPUTS = 128, 3  # the pitch softmax's classes; a note enters as (pitch / 128, step, duration)
+
+
+def heads_parameters(features: int) -> int:
+    """The three heads reading `features`: pitch logits, step and duration (one regression value each)."""
+    return linear_parameters(features, PITCHES) + 2 * linear_parameters(features, 1)
+
+
 def test_tf_tutorial_config_is_the_papers_figure_2():
     model, cfg = _model_from_config("tf_tutorial")
-    # Keras reports 84,354; PyTorch's LSTM keeps two bias vectors (b_ih and b_hh): 4 * 128 more.
-    assert _count(model) == 84_866
-    assert _count(model) - 4 * 128 == 84_354
+    hidden = 128  # Figure 2: one LSTM of 128 units, the heads reading it directly
+    lstm = model.net.lstm
+    assert (lstm.input_size, lstm.hidden_size, lstm.num_layers) == (NOTE_INPUTS, hidden, 1)
+    assert _count(model) == lstm_parameters(NOTE_INPUTS, hidden, 1) + heads_parameters(hidden)
+    # What Keras reports for Figure 2 (one bias vector per gate): the same layers, 4 * 128 parameters fewer.
+    assert lstm_parameters(NOTE_INPUTS, hidden, 1, bias_vectors=1) + heads_parameters(hidden) == 84_354
     assert cfg.data.seq_len == 25 and cfg.data.stride == 1 and model.hparams.train_positions == "last"
 
 
 def test_seed_paper_config_is_the_papers_text():
     model, cfg = _model_from_config("seed_paper")
-    lstm = 4 * 128 * (3 + 128) + 8 * 128 + 2 * (4 * 128 * (128 + 128) + 8 * 128)
-    dense = 128 * 256 + 256
-    heads = (256 + 1) * (128 + 1 + 1)
-    assert _count(model) == lstm + dense + heads == 398_722
-    assert model.net.lstm.num_layers == 3 and model.net.lstm.dropout == 0.3
+    hidden, layers, dense = 128, 3, 256  # three stacked LSTM(128), then a 256-unit ReLU layer before the heads
+    lstm = model.net.lstm
+    assert (lstm.input_size, lstm.hidden_size, lstm.num_layers, lstm.dropout) == (NOTE_INPUTS, hidden, layers, 0.3)
+    expected = lstm_parameters(NOTE_INPUTS, hidden, layers) + linear_parameters(hidden, dense) + heads_parameters(dense)
+    assert _count(lstm) == lstm_parameters(NOTE_INPUTS, hidden, layers)
+    assert _count(model) == expected
     assert cfg.data.seq_len == 100 and model.hparams.train_positions == "all"
 
 

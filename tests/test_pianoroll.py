@@ -125,10 +125,11 @@ def test_sustain_pedal_holds_released_notes_until_the_pedal_lifts(tmp_path):
 def test_a_roll_over_max_frames_is_refused_before_it_is_allocated():
     notes = pianoroll_to_notes(np.eye(4, 88, dtype=bool), steps_per_quarter=4)
     notes["end_beat"][-1] = 2**30 / 480  # a note held to tick 2^30 at 480 ticks per beat: 8.9 million frames
-    assert pianoroll_frames(notes, 4) == 8_947_849
+    frames = round(2**30 / 480 * 4)  # the last note's end, on the grid of 4 frames a beat
+    assert pianoroll_frames(notes, 4) == frames
     tracemalloc.start()
     try:
-        with pytest.raises(ValueError, match="a roll of 8947849 frames is over the 100000-frame limit"):
+        with pytest.raises(ValueError, match=f"a roll of {frames} frames is over the 100000-frame limit"):
             notes_to_pianoroll(notes, steps_per_quarter=4, max_frames=100_000)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -150,16 +151,20 @@ def test_midi_datamodule_skips_pieces_whose_roll_is_over_max_frames(tmp_path, ca
     midi = miditoolkit.MidiFile(ticks_per_beat=480)
     midi.instruments = [miditoolkit.Instrument(0)]
     midi.instruments[0].notes = [miditoolkit.Note(80, 60, 0, 480), miditoolkit.Note(80, 62, 3000 * 480, 3001 * 480)]
-    midi.dump(str(corpus / "long.mid"))  # beat 3,001: 12,004 frames at 4 per beat
+    midi.dump(str(corpus / "long.mid"))
+    piece_frames, long_frames = 2 * 4 * 4, 3001 * 4  # 2 bars of 4 beats; a note ending on beat 3,001; 4 a beat
     datamodule = PianoRollMidiDataModule(str(corpus), max_frames=10_000, val_fraction=0.0, test_fraction=0.0)
     rolls = datamodule.load_rolls()
-    assert len(rolls["train"]) == 6 and all(len(roll) == 32 for roll in rolls["train"])
+    assert len(rolls["train"]) == 6 and all(len(roll) == piece_frames for roll in rolls["train"])
     assert datamodule.skipped_rolls == [
-        ("long.mid", "a roll of 12004 frames is over the 10000-frame limit (data.max_frames; steps_per_quarter=4)")
+        (
+            "long.mid",
+            f"a roll of {long_frames} frames is over the 10000-frame limit (data.max_frames; steps_per_quarter=4)",
+        )
     ]
     assert any("skipped long.mid for piano rolls" in r.getMessage() for r in caplog.records)
     unlimited = PianoRollMidiDataModule(str(corpus), max_frames=None, val_fraction=0.0, test_fraction=0.0)
-    assert sorted(map(len, unlimited.load_rolls()["train"])) == [32] * 6 + [12_004]
+    assert sorted(map(len, unlimited.load_rolls()["train"])) == [piece_frames] * 6 + [long_frames]
 
 
 # -- the benchmark pickle ---------------------------------------------------------------------------
@@ -197,9 +202,10 @@ def test_windows_make_every_frame_but_the_first_a_target_once():
     rolls = [np.ones((n, 4), dtype=bool) for n in (1, 2, 10, 23)]
     for seq_len in (None, 3, 7, 100):
         dataset = PianoRollDataset(rolls, seq_len)
-        assert dataset.frames() == 0 + 1 + 9 + 22
+        targets = sum(len(roll) - 1 for roll in rolls)  # 0 + 1 + 9 + 22
+        assert dataset.frames() == targets
         rolls_batch, lengths = pad_rolls([dataset[i] for i in range(len(dataset))])
-        assert target_mask(lengths, rolls_batch.shape[1] - 1).sum() == 32
+        assert target_mask(lengths, rolls_batch.shape[1] - 1).sum() == targets
 
 
 def test_transposition_keeps_every_note_on_the_roll():
