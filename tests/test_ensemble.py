@@ -81,7 +81,7 @@ def test_batched_members_equal_running_them_one_by_one(cell):
     weights = [1.0, 2.0, 0.5]
     ensemble = ensemble_from_modules(members, weights)
     frames = (torch.rand(3, 9, 88) < 0.1).float()
-    fused, _ = ensemble.net.member_logits(frames)
+    fused, _, _ = ensemble.net.member_logits(frames)
     for k, member in enumerate(members):
         alone, _ = member.net(frames)
         assert torch.allclose(fused[:, :, k], alone, atol=1e-5)

@@ -42,11 +42,13 @@ warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)"
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
-    """Instantiate every `_target_` entry of a config group that holds several (callbacks, loggers)."""
+    """Instantiate every `_target_` entry of a config group that holds several (callbacks, loggers). Here and
+    for every object the CLIs build, `_convert_="all"`: constructors get plain lists and dicts, never Hydra's
+    containers."""
     if not group:
         return []
     return [
-        hydra.utils.instantiate(entry)
+        hydra.utils.instantiate(entry, _convert_="all")
         for entry in group.values()
         if isinstance(entry, DictConfig) and "_target_" in entry
     ]
@@ -75,8 +77,8 @@ def fit(cfg: DictConfig, resume: Path | None = None, command: str = "musicrnn-tr
     checkpoint, write a sample from it, and write metrics.json and the summary."""
     started = time.perf_counter()
     _check_and_seed(cfg)
-    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
-    model = hydra.utils.instantiate(cfg.model)
+    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    model = hydra.utils.instantiate(cfg.model, _convert_="all")
     if resume is not None:
         check_resumable(model, resume)
     check_model_matches_data(model, datamodule)
@@ -100,12 +102,12 @@ def test(cfg: DictConfig, checkpoints: list[Path], command: str = "musicrnn-trai
     checkpoint, the configured model as initialised is tested."""
     started = time.perf_counter()
     _check_and_seed(cfg)
-    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
     weights = _plain(cfg.get("ensemble_weights"))
     if len(checkpoints) > 1:
         model = load_model(checkpoints, weights)
     else:  # tested as saved: the checkpoint carries its own settings
-        model = load_module(checkpoints[0]) if checkpoints else hydra.utils.instantiate(cfg.model)
+        model = load_module(checkpoints[0]) if checkpoints else hydra.utils.instantiate(cfg.model, _convert_="all")
     check_model_matches_data(model, datamodule)
     trainer, loggers = _trainer(cfg)
     metrics: dict[str, float] = {}
@@ -154,7 +156,7 @@ def _trainer(cfg: DictConfig) -> tuple[pl.Trainer, list]:
     # Always: random states in every checkpoint (an exact resume), atomic checkpoint writes and safe reads.
     callbacks.append(RandomStateCheckpoint())
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[SafeCheckpointIO()]
+        cfg.trainer, _convert_="all", callbacks=callbacks, logger=loggers or False, plugins=[SafeCheckpointIO()]
     )
     return trainer, loggers
 

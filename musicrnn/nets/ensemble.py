@@ -28,6 +28,7 @@ from musicrnn.nets.grouped import (
     mixture_bernoulli_logits,
     mixture_log_probs,
 )
+from musicrnn.nets.nade import MixtureNADEOutput
 from musicrnn.nets.note_lstm import NoteLSTM, NoteLSTMOutput, encode_events
 from musicrnn.nets.pianoroll_rnn import PianoRollRNN
 from musicrnn.representations.notes import quantise_time
@@ -59,17 +60,26 @@ class PianoRollEnsembleNet(nn.Module):
         self.head = MemberLinear([n.head for n in nets])
         self.skip = MemberLinear([n.skip for n in nets], shared_input=True) if nets[0].skip is not None else None
         self.register_buffer("log_weights", _normalised_log_weights(weights, len(nets)))
+        if self.config.output == "nade":  # the members' NADEs: their hidden-bias layers and weights, stacked
+            self.hidden_head = MemberLinear([n.hidden_head for n in nets])
+            self.register_buffer("nade_w", torch.stack([n.nade.w.detach() for n in nets]))  # (K, keys, H)
+            self.register_buffer("nade_v", torch.stack([n.nade.v.detach() for n in nets]))
 
     def member_logits(self, frames: torch.Tensor, state=None):
-        """(batch, time, K, keys) logits of every member, and the members' state."""
+        """(batch, time, K, keys) logits of every member (a NADE's visible biases), the members' features
+        and state."""
         hidden, state = self.rnn(frames, state)
-        logits = self.head(self.dense(hidden))
+        features = self.dense(hidden)
+        logits = self.head(features)
         if self.skip is not None:
             logits = logits + self.skip(frames)
-        return logits, state
+        return logits, features, state
 
     def forward(self, frames: torch.Tensor, state=None):
-        logits, state = self.member_logits(frames, state)
+        logits, features, state = self.member_logits(frames, state)
+        if self.config.output == "nade":
+            mixture = MixtureNADEOutput(logits, self.hidden_head(features), self.nade_w, self.nade_v, self.log_weights)
+            return mixture, state
         return mixture_bernoulli_logits(logits, self.log_weights), state
 
 

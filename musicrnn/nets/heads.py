@@ -299,3 +299,18 @@ class BernoulliKeys:
         from musicrnn.nets.scores import FrameScores  # torchmetrics, loaded when metrics are wanted
 
         return FrameScores(self.num_keys, options, datamodule, device)
+
+
+class NADEKeys(BernoulliKeys):
+    """The keys of the next frame drawn jointly from a NADE whose biases the recurrent state sets (RNN-NADE;
+    `musicrnn.nets.nade`): p(frame | past) = prod_i p(v_i | v_<i, past), lowest key first. The network's
+    output (`NADEOutput`, or an ensemble's `MixtureNADEOutput`) gives the conditionals' logits given the true
+    keys below in one parallel pass, so the loss is the same frame NLL as the independent keys' (summed
+    binary cross-entropy of the conditionals: exactly -log p(frame)), and frame accuracy thresholds those
+    conditionals. Sampling draws the keys one at a time at `temperature`, all samples of a batch at once."""
+
+    def loss(self, output, inputs, targets, lengths=None) -> StepLoss:
+        return super().loss(output.conditional_logits(targets), inputs, targets, lengths)
+
+    def sample_step(self, output, index, uniforms, settings: SamplingSettings, generator) -> torch.Tensor:
+        return output.sample(settings.temperature, generator)

@@ -9,9 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musicrnn.nets.nade import KeyNADE, NADEOutput
 from musicrnn.representations.pianoroll import PIANO_KEYS
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
+OUTPUTS = ("bernoulli", "nade")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class PianoRollRNNConfig:
     cell: str = "lstm"  # lstm (paper) or gru (the benchmark literature compares both)
     dense_size: int = 0  # a ReLU layer before the output (paper: 256); 0 = the output reads the RNN
     input_skip: bool = False  # the output also reads the current frame through a linear map (key-to-key persistence)
+    output: str = "bernoulli"  # bernoulli: independent keys given the past; nade: a NADE over the frame's keys
+    nade_hidden: int = 150  # output=nade: hidden units of the NADE (its biases are set by the recurrent state)
 
     def __post_init__(self) -> None:
         if self.num_keys < 1 or self.hidden_size < 1 or self.num_layers < 1:
@@ -38,15 +42,22 @@ class PianoRollRNNConfig:
             raise ValueError(f"cell must be one of {tuple(CELLS)}, got {self.cell!r}")
         if self.dense_size < 0:
             raise ValueError(f"dense_size must be >= 0, got {self.dense_size}")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+        if self.nade_hidden < 1:
+            raise ValueError(f"nade_hidden must be >= 1, got {self.nade_hidden}")
 
 
 class PianoRollRNN(nn.Module):
-    """Reads (batch, time, keys) frames; returns (batch, time, keys) logits of the next frame, each key an
-    independent Bernoulli given the past (the sigmoid head of the piano-roll benchmarks), and the state."""
+    """Reads (batch, time, keys) frames; returns the distribution of the next frame and the state: with
+    `output="bernoulli"` (batch, time, keys) logits, each key an independent Bernoulli given the past (the
+    sigmoid head of the piano-roll benchmarks); with `output="nade"` a `NADEOutput`, the biases of a NADE over
+    the next frame's keys (RNN-NADE, Boulanger-Lewandowski et al. 2012), so the keys of a frame are drawn
+    jointly."""
 
     # What ensemble members must share: the meaning of inputs and outputs, and the layout to run batched.
-    ensemble_meaning = ("num_keys",)
-    ensemble_layout = ("cell", "hidden_size", "num_layers", "dense_size", "input_skip")
+    ensemble_meaning = ("num_keys", "output")
+    ensemble_layout = ("cell", "hidden_size", "num_layers", "dense_size", "input_skip", "nade_hidden")
 
     @staticmethod
     def fuse(nets: Sequence[PianoRollRNN], weights: Sequence[float] | None = None) -> nn.Module:
@@ -77,6 +88,9 @@ class PianoRollRNN(nn.Module):
         # Which keys sound now is the strongest single cue for the next frame; a direct path lets the
         # recurrent layers spend their capacity on everything else.
         self.skip = nn.Linear(config.num_keys, config.num_keys, bias=False) if config.input_skip else None
+        if config.output == "nade":  # `head` gives the NADE's visible biases, `hidden_head` its hidden biases
+            self.hidden_head = nn.Linear(features, config.nade_hidden)
+            self.nade = KeyNADE(config.num_keys, config.nade_hidden)
 
     def forward(self, frames: torch.Tensor, state=None) -> tuple[torch.Tensor, object]:
         frames = self.input_dropout(frames)
@@ -90,7 +104,10 @@ class PianoRollRNN(nn.Module):
             hidden, state = torch.func.functional_call(self.rnn, weights, (frames, state))
         else:
             hidden, state = self.rnn(frames, state)
-        logits = self.head(self.dense(self.output_dropout(hidden)))
+        features = self.dense(self.output_dropout(hidden))
+        logits = self.head(features)
         if self.skip is not None:
             logits = logits + self.skip(frames)
+        if self.config.output == "nade":
+            return NADEOutput(logits, self.hidden_head(features), self.nade), state
         return logits, state

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from musicrnn.nets.heads import BernoulliKeys, NoteHeads
+from musicrnn.nets.heads import BernoulliKeys, NADEKeys, NoteHeads
 from musicrnn.nets.note_lstm import NoteLSTM, NoteLSTMConfig
 from musicrnn.nets.pianoroll_rnn import PianoRollRNN, PianoRollRNNConfig
 from musicrnn.representations.notes import NoteEvents
@@ -70,22 +70,25 @@ def pianoroll_lstm(
     lr_factor: float = 0.5,
     lr_patience: int = 5,
     init_output_bias: bool = True,
+    output: str = "bernoulli",
+    nade_hidden: int = 150,
 ) -> SequenceModel:
     """Next-frame model over piano rolls: `PianoRollRNN` with `BernoulliKeys`. A batch is `(rolls, lengths)`
     from `pad_rolls`: the model reads frames 0..L-2 of each item and is scored on frames 1..L-1; padding never
-    counts. `lowest_pitch` and `steps_per_quarter` are not used by the network; they are stored so that a
-    checkpoint alone can turn generated frames back into MIDI."""
+    counts. `output="nade"` replaces the independent keys (`BernoulliKeys`) by a NADE over each frame's keys
+    (`NADEKeys`, RNN-NADE). `lowest_pitch` and `steps_per_quarter` are not used by the network; they are
+    stored so that a checkpoint alone can turn generated frames back into MIDI."""
     settings = dict(locals())
     representation = PianoRoll(steps_per_quarter, lowest_pitch, num_keys)
     optimizer = OptimizerSettings(learning_rate, weight_decay, lr_schedule, lr_factor, lr_patience)
     net = PianoRollRNN(
         PianoRollRNNConfig(
-            num_keys, hidden_size, num_layers, dropout, input_dropout, weight_dropout, cell, dense_size, input_skip
+            num_keys, hidden_size, num_layers, dropout, input_dropout, weight_dropout, cell, dense_size, input_skip,
+            output, nade_hidden,
         )
-    )
-    return SequenceModel(
-        "pianoroll_lstm", settings, net, BernoulliKeys(num_keys, init_output_bias), representation, optimizer
-    )
+    )  # fmt: skip
+    head = (NADEKeys if output == "nade" else BernoulliKeys)(num_keys, init_output_bias)
+    return SequenceModel("pianoroll_lstm", settings, net, head, representation, optimizer)
 
 
 # The builder a checkpoint's "model" names.
