@@ -190,3 +190,32 @@ def test_missing_fluidsynth_or_soundfont_is_one_clear_line(monkeypatch, tmp_path
     monkeypatch.setenv("MUSICRNN_SOUNDFONT", str(tmp_path / "missing.sf2"))
     reason = audio_unavailable_reason()
     assert reason and "SoundFont" in reason and str(tmp_path / "missing.sf2") in reason and "\n" not in reason
+
+
+def test_voicing_counts_notes_per_frame_and_semitone_clashes_by_hand():
+    from musicrnn.evaluation.voicing import voicing
+
+    # One beat frames: beat 0 a C major triad + octave (4 notes, no clash), beat 1 C and C# (2, a clash),
+    # beat 2 B3 and C5 (2: a major seventh, pitch classes B and C, a clash), beat 3 a single E (1 note).
+    piece = beats([48, 52, 55, 60, 60, 61, 59, 72, 64], [0, 0, 0, 0, 1, 1, 2, 2, 3])
+    measured = voicing([piece], steps_per_quarter=1)
+    assert measured["notes_per_frame"] == [0.0, 0.25, 0.5, 0.0, 0.25, 0.0, 0.0]
+    assert measured["mean_notes_per_frame"] == (4 + 2 + 2 + 1) / 4
+    assert measured["semitone_clash_rate"] == 2 / 3  # of the three frames of two or more notes
+
+
+def test_voicing_of_real_jsb_chorales_is_four_voices_with_few_clashes():
+    from musicrnn.data.pianoroll_data import load_pianoroll_pickle
+    from musicrnn.evaluation.voicing import voicing
+    from musicrnn.representations.pianoroll import pianoroll_to_notes
+
+    rolls = load_pianoroll_pickle(require_shared("jsb_chorales", "JSB Chorales.pickle"))["test"]
+    measured = voicing([pianoroll_to_notes(roll, 1) for roll in rolls], steps_per_quarter=1)
+    assert measured["notes_per_frame"][4] > 0.8  # four-part harmony
+    assert measured["semitone_clash_rate"] < 0.1
+    # Independent keys with the same per-key frequencies voice nothing: a sharp contrast.
+    frequencies = np.concatenate(rolls).mean(axis=0)
+    rng = np.random.default_rng(0)
+    shuffled = [rng.random(roll.shape) < frequencies for roll in rolls]
+    independent = voicing([pianoroll_to_notes(roll, 1) for roll in shuffled if roll.any()], steps_per_quarter=1)
+    assert independent["notes_per_frame"][4] < 0.5 and independent["semitone_clash_rate"] > 0.2

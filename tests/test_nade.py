@@ -192,3 +192,29 @@ def test_the_nade_model_trains_and_generates_through_the_cli_on_jsb(tmp_path):
     )
     assert again.returncode == 0
     assert (tmp_path / "nade.mid").read_bytes() == (tmp_path / "again.mid").read_bytes()
+
+
+def _cumulative_sum_logits(visible_bias, hidden_bias, frames, w, v):
+    """The textbook parallel form: each key's hidden pre-activation an exclusive cumulative sum over keys."""
+    contributions = frames.unsqueeze(-1) * w
+    before = torch.cumsum(contributions, dim=-2) - contributions
+    return visible_bias + (torch.sigmoid(hidden_bias.unsqueeze(-2) + before) * v).sum(-1)
+
+
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.5, 1.0])
+def test_the_segment_form_equals_the_cumulative_sum_form(density):
+    from musicrnn.nets.nade import nade_conditional_logits
+
+    generator = torch.Generator().manual_seed(1)
+    frames = (torch.rand(3, 5, 20, generator=generator) < density).float()
+    visible, hidden = torch.randn(3, 5, 20, generator=generator), torch.randn(3, 5, 7, generator=generator)
+    w, v = torch.randn(20, 7, generator=generator), torch.randn(20, 7, generator=generator)
+    fast = nade_conditional_logits(visible, hidden, frames, w, v)
+    assert torch.allclose(fast, _cumulative_sum_logits(visible, hidden, frames, w, v), atol=1e-5)
+    # With a member axis (an ensemble's K NADEs reading the same frames).
+    visible_k, hidden_k = torch.randn(3, 5, 2, 20, generator=generator), torch.randn(3, 5, 2, 7, generator=generator)
+    w_k, v_k = torch.randn(2, 20, 7, generator=generator), torch.randn(2, 20, 7, generator=generator)
+    fast_k = nade_conditional_logits(visible_k, hidden_k, frames, w_k, v_k)
+    for k in range(2):
+        reference = _cumulative_sum_logits(visible_k[:, :, k], hidden_k[:, :, k], frames, w_k[k], v_k[k])
+        assert torch.allclose(fast_k[:, :, k], reference, atol=1e-5)

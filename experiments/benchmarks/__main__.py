@@ -54,6 +54,11 @@ def main() -> None:
         default=os.environ.get("MUSICRNN_POP909"),
         help="the POP909 folder for data preparation (default: $MUSICRNN_POP909; without it those rows are left out)",
     )
+    parser.add_argument(
+        "--jsb",
+        default=os.environ.get("MUSICRNN_JSB_CHORALES"),
+        help="the JSB Chorales pickle for the piano-roll training rows (default: $MUSICRNN_JSB_CHORALES)",
+    )
     args = parser.parse_args()
     args.out = args.out or Path("experiments/benchmarks", "results-quick.json" if args.quick else "results.json")
 
@@ -67,6 +72,11 @@ def main() -> None:
     results["lightning_training"] = run_one("lightning_training", train, in_process=args.quick)
     results["generation"] = run_one("generation", common, in_process=args.quick)
     results["ensemble_generation"] = run_one("ensemble_generation", common, in_process=args.quick)
+    if args.jsb and Path(args.jsb).is_file():
+        for output in ("bernoulli", "nade"):
+            results[f"pianoroll_training_{output}"] = run_one(
+                "pianoroll_training", {**common, "jsb": args.jsb, "output": output}, in_process=args.quick
+            )
     if args.pop909 and Path(args.pop909).is_dir():
         for workers in (1, 2):
             results[f"data_preparation_{workers}"] = run_one(
@@ -113,6 +123,17 @@ def table(r: dict, flops_per_step: float) -> list[dict]:
         ("ensemble generation, torch loop: time of K=5 / one model", ens["torch_loop_ensemble5_ratio"], None),
         ("ensemble generation, torch loop: K=5 (notes/s)", ens["torch_loop_ensemble5_notes_per_s"], None),
     ]
+    for output, what in (("bernoulli", "independent keys"), ("nade", "RNN-NADE")):
+        if f"pianoroll_training_{output}" in r:
+            roll = r[f"pianoroll_training_{output}"]
+            rows += [
+                (f"piano-roll training, JSB recipe, {what} (target frames/s)", roll["frames_per_s"], None),
+                (
+                    f"piano-roll training, JSB recipe, {what}: FLOP/s / peak",
+                    roll["frames_per_s"] * roll["flops_per_frame"] / peak,
+                    None,
+                ),
+            ]
     if "data_preparation_1" in r:
         one, two = r["data_preparation_1"], r["data_preparation_2"]
         rows += [

@@ -136,6 +136,50 @@ def plain_training(corpus: str | None = None, quick: bool = False) -> dict:
     return {"plain_steps_per_s": time_steps / seconds, "plain_seconds": seconds}
 
 
+def pianoroll_flops_per_frame(hidden: int = 512, dense: int = 512, keys: int = 88, nade_hidden: int = 0) -> float:
+    """Forward + backward multiply-adds x 2 per target frame of the JSB recipe's network (one LSTM layer, the
+    dense layer, the output; with a NADE its hidden-bias layer and the NADE's two (keys x H) products)."""
+    forward = 2 * 4 * hidden * (keys + hidden) + 2 * hidden * dense + 2 * dense * keys
+    if nade_hidden:
+        forward += 2 * dense * nade_hidden + 2 * 2 * keys * nade_hidden
+    return 3.0 * forward
+
+
+def pianoroll_training(jsb: str | None = None, output: str = "bernoulli", quick: bool = False) -> dict:
+    """The JSB recipe's model (LSTM 512, dense 512, recurrent-weight dropout; whole chorales in batches of 8)
+    trained by the module's own step and Adam, on the real JSB training split: target frames per second."""
+    from musicrnn.data import PianoRollPickleDataModule
+    from musicrnn.training.models import pianoroll_lstm
+
+    torch.manual_seed(0)
+    size = dict(hidden_size=64, dense_size=64, nade_hidden=16) if quick else dict(hidden_size=512, dense_size=512)
+    model = pianoroll_lstm(num_layers=1, dropout=0.6, weight_dropout=0.6, output=output, **size)
+    model.log = model.log_dict = lambda *args, **kwargs: None  # outside a Trainer: nothing to log to
+    datamodule = PianoRollPickleDataModule(jsb, batch_size=8)
+    datamodule.setup()
+    batches = list(datamodule.train_dataloader())[: 3 if quick else 29]
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+
+    def run(batch_list) -> int:
+        frames = 0
+        for batch in batch_list:
+            optimizer.zero_grad(set_to_none=True)
+            result = model._step(batch, "train")
+            result["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            frames += int((batch[1] - 1).sum())
+        return frames
+
+    run(batches[:2])  # warm-up
+    start = time.perf_counter()
+    frames = run(batches)
+    seconds = time.perf_counter() - start
+    nade_hidden = size.get("nade_hidden", 150) if output == "nade" else 0
+    flops = pianoroll_flops_per_frame(size["hidden_size"], size["dense_size"], 88, nade_hidden)
+    return {"frames_per_s": frames / seconds, "flops_per_frame": flops, "seconds": seconds}
+
+
 def lightning_training(corpus: str | None = None, quick: bool = False) -> dict:
     """The same model and data through musicrnn's own DataModule, LightningModule and Trainer, with the
     default callbacks and the TensorBoard logger, as `musicrnn-train model=seed_paper` runs it."""
@@ -300,6 +344,7 @@ MEASUREMENTS: dict[str, Callable[..., dict]] = {
     "lightning_training": lightning_training,
     "generation": generation,
     "ensemble_generation": ensemble_generation,
+    "pianoroll_training": pianoroll_training,
 }
 
 

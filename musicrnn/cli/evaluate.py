@@ -29,6 +29,7 @@ from musicrnn.evaluation.musical import mean_metrics
 from musicrnn.evaluation.novelty import novelty_summary
 from musicrnn.evaluation.report import markdown_report, write_metrics_json
 from musicrnn.evaluation.samples import read_samples
+from musicrnn.evaluation.voicing import voicing
 from musicrnn.evaluation.yang_lerch import yang_lerch
 from musicrnn.generation.samples import sample_checkpoint
 from musicrnn.midi.audio import AudioUnavailable, audio_unavailable_reason, render_wav
@@ -106,6 +107,7 @@ def evaluate(cfg: DictConfig) -> dict:
     # Counts and ranges grow with length: real pieces are cut to the samples' length, in notes for a note
     # model, in beats (the frames' span) for a piano-roll model.
     held_out, held_out_cut = representation.cut_like_samples(held_out_full, generated, length)
+    grid = int(representation.settings().get("steps_per_quarter", 4))
     held_out = [p for p in held_out if len(p)]
     scale = {"scale_root": int(cfg.scale_root), "scale_mode": str(cfg.scale_mode)}
 
@@ -132,6 +134,12 @@ def evaluate(cfg: DictConfig) -> dict:
         "test": {k[len("test/") :]: v for k, v in test_metrics.items() if k.startswith("test/")},
         "novelty": {"generated": novelty_summary(generated, training), "held_out": novelty_summary(held_out, training)},
         "musical": {"generated": mean_metrics(generated, **scale), "held_out": mean_metrics(held_out, **scale)},
+        # On the model's own grid where it has one (piano rolls), else on sixteenths.
+        "voicing": {
+            "steps_per_quarter": grid,
+            "generated": voicing(generated, grid),
+            "held_out": voicing(held_out, grid),
+        },
         "yang_lerch": yang_lerch(held_out, generated) if len(held_out) >= 2 else {},
         "samples": [p.relative_to(output_dir).as_posix() for p in sample_paths],
     }

@@ -74,6 +74,27 @@ def markdown_report(results: dict) -> str:
         )
     lines.append("")
 
+    voicing = results.get("voicing")
+    if voicing:
+        sizes = [str(n) for n in range(len(voicing["generated"]["notes_per_frame"]))]
+        sizes[-1] += "+"
+        lines += [
+            "## Voicing",
+            "",
+            f"On a grid of {voicing['steps_per_quarter']} frames per quarter note: the share of frames holding each "
+            "number of notes, the mean, and the share of frames of two or more notes in which two pitch classes "
+            "are a semitone apart.",
+            "",
+            "| measure | generated | held-out real |",
+            "|---|---|---|",
+        ]
+        for i, size in enumerate(sizes):
+            g, r = voicing["generated"]["notes_per_frame"][i], voicing["held_out"]["notes_per_frame"][i]
+            lines.append(f"| frames of {size} notes | {_fmt(g, 3)} | {_fmt(r, 3)} |")
+        for name in ("mean_notes_per_frame", "semitone_clash_rate"):
+            lines.append(f"| {name} | {_fmt(voicing['generated'][name], 3)} | {_fmt(voicing['held_out'][name], 3)} |")
+        lines.append("")
+
     lines += [
         "## Yang & Lerch (2018): generated vs held-out real",
         "",

@@ -10,8 +10,10 @@ In the RNN-NADE of Boulanger-Lewandowski, Bengio & Vincent (ICML 2012) the two b
 are set at every time step by the recurrent network's state, so the keys of the next frame are no longer
 independent given the past: a chord is drawn as a chord.
 
-Exact log-likelihood in one parallel pass (teacher forcing): the hidden pre-activations of all D keys are an
-exclusive cumulative sum over the keys of v_j W_j, so training never runs D sequential steps. Sampling draws
+Exact log-likelihood in one parallel pass (teacher forcing): key i's hidden pre-activation is c plus the sum
+of W_j over the keys j < i that are on, the same for every key between two keys that are on, so a frame
+needs one hidden layer per such segment (`nade_conditional_logits`), and training never runs D sequential
+steps. Sampling draws
 the keys one at a time, lowest first, for all samples of a batch at once.
 
 A mixture of K NADEs (an ensemble) is exact too: log p(v) = logsumexp_k (log w_k + log p_k(v)); sampling
@@ -33,13 +35,29 @@ def nade_conditional_logits(
 ) -> torch.Tensor:
     """The logits of p(v_i = 1 | v_<i) for every key of every frame, given the frames' own keys.
 
-    visible_bias (..., D), hidden_bias (..., H), frames (..., D) in {0, 1}; w and v (D, H). Returns (..., D).
+    visible_bias (..., D), hidden_bias (..., H), frames (..., D) in {0, 1}; w and v (D, H). With a member
+    axis (a mixture): visible_bias (..., K, D), hidden_bias (..., K, H), w and v (K, D, H), frames (..., D)
+    shared. Returns (..., D), or (..., K, D).
+
+    Key i's hidden layer reads the keys below it that are on; between two keys that are on it does not
+    change. So a frame with n keys on has n + 1 distinct hidden layers ("segments"), not D: they are computed
+    once each ((n + 1) x H instead of D x H per frame: ~10x less work than the cumulative sum over all keys
+    on JSB, where n is about 4), and every key reads its segment's.
     """
-    contributions = frames.unsqueeze(-1) * w  # (..., D, H): what key j adds to the hidden layer of keys above it
-    # Exclusive cumulative sum over the keys: key i's hidden layer sees keys 0..i-1.
-    before = torch.cumsum(contributions, dim=-2) - contributions
-    hidden = torch.sigmoid(hidden_bias.unsqueeze(-2) + before)  # (..., D, H)
-    return visible_bias + (hidden * v).sum(-1)
+    rank = torch.cumsum(frames, dim=-1) - frames  # (..., D): keys on below each key = the key's segment
+    segments = int(frames.sum(dim=-1).max()) + 1 if frames.numel() else 1
+    index = torch.arange(segments, dtype=frames.dtype, device=frames.device)
+    # below[..., s, j] = 1 where key j is on and among the first s keys that are on: segment s's inputs.
+    below = frames.unsqueeze(-2) * (rank.unsqueeze(-2) < index.unsqueeze(-1)).to(frames.dtype)  # (..., S, D)
+    members = w.dim() == 3
+    if members:
+        below = below.unsqueeze(-3)  # (..., 1, S, D): the same keys for every member
+    hidden = torch.sigmoid(hidden_bias.unsqueeze(-2) + below @ w)  # (..., [K,] S, H)
+    per_segment = hidden @ v.transpose(-1, -2)  # (..., [K,] S, D): each segment's output for every key
+    which = rank.long().unsqueeze(-2)  # (..., 1, D)
+    if members:
+        which = which.unsqueeze(-3).expand(*per_segment.shape[:-2], 1, per_segment.shape[-1])
+    return visible_bias + per_segment.gather(-2, which).squeeze(-2)
 
 
 def bernoulli_log_prob(logits: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -107,12 +125,8 @@ class MixtureNADEOutput(NamedTuple):
 
     def member_log_probs(self, frames: torch.Tensor) -> torch.Tensor:
         """(batch, time, K) log p_k(frame) of each member."""
-        expanded = frames.unsqueeze(-2).expand_as(self.visible_bias)
-        contributions = expanded.unsqueeze(-1) * self.w  # (batch, time, K, D, H)
-        before = torch.cumsum(contributions, dim=-2) - contributions
-        hidden = torch.sigmoid(self.hidden_bias.unsqueeze(-2) + before)
-        logits = self.visible_bias + (hidden * self.v).sum(-1)
-        return bernoulli_log_prob(logits, expanded)
+        logits = nade_conditional_logits(self.visible_bias, self.hidden_bias, frames, self.w, self.v)
+        return bernoulli_log_prob(logits, frames.unsqueeze(-2).expand_as(logits))
 
     def log_prob(self, frames: torch.Tensor) -> torch.Tensor:
         """log of the weighted mean of the members' frame likelihoods: (batch, time)."""
@@ -121,10 +135,7 @@ class MixtureNADEOutput(NamedTuple):
     def conditional_logits(self, frames: torch.Tensor) -> torch.Tensor:
         """The mixture's logits of p(v_i = 1 | v_<i), given the frames' own keys: (batch, time, D)."""
         expanded = frames.unsqueeze(-2).expand_as(self.visible_bias)
-        contributions = expanded.unsqueeze(-1) * self.w
-        before = torch.cumsum(contributions, dim=-2) - contributions
-        hidden = torch.sigmoid(self.hidden_bias.unsqueeze(-2) + before)
-        logits = self.visible_bias + (hidden * self.v).sum(-1)  # (batch, time, K, D): each member's
+        logits = nade_conditional_logits(self.visible_bias, self.hidden_bias, frames, self.w, self.v)  # each member's
         # Each member's weight for key i: w_k p_k(v_<i), normalised; log p_k(v_<i) = the keys below's terms.
         per_key = -F.binary_cross_entropy_with_logits(logits, expanded, reduction="none")
         below = torch.cumsum(per_key, dim=-1) - per_key
