@@ -173,7 +173,9 @@ def test_every_shipped_config_passes(overrides, tmp_path, monkeypatch):
         ("xyzzy=3", "xyzzy: no such setting (to append to your config use +xyzzy=3)"),
         (
             "model=foo",
-            "In 'train': Could not find 'model/foo' (Available options in 'model': note_lstm, pianoroll_lstm, seed_paper, tf_tutorial)",
+            "In 'train': Could not find 'model/foo' (Available options in 'model': "
+            + ", ".join(sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")))  # the shipped model configs
+            + ")",
         ),
         (
             "model.hidden_size=[",
