@@ -9,6 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from musicrnn.cli.conf_dir import CONFIG_DIR
+from musicrnn.training.models import REPRESENTATIONS as MODEL_REPRESENTATIONS
 from tests.helpers import composed
 
 
@@ -25,7 +26,12 @@ def test_every_experiment_composes(experiment, monkeypatch):
     assert cfg.task_name == experiment
 
 
-PIANOROLL_MODELS = ["pianoroll_lstm"]
+def _reads(model: str) -> str:
+    """The representation a model config's builder reads (notes, pianoroll)."""
+    return MODEL_REPRESENTATIONS[str(composed("train", [f"model={model}"]).model._target_).rpartition(".")[2]]
+
+
+PIANOROLL_MODELS = [model for model in _options("model") if _reads(model) == "pianoroll"]
 PIANOROLL_DATA = ["jsb_chorales", "pianoroll_midi", "pianoroll_pickle"]
 
 

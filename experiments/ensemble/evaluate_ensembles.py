@@ -20,7 +20,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from musicrnn.cli.conf_dir import CONFIG_DIR
-from musicrnn.generation.sampling import generate_events, generate_frames
+from musicrnn.generation.sampling import generate_steps
 from musicrnn.training.callbacks import Metrics
 from musicrnn.training.checkpoint import expand_checkpoints, load_module
 from musicrnn.training.ensemble import ensemble_from_modules
@@ -48,10 +48,7 @@ def time_generation(module, steps: int, repeats: int = 3) -> float:
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        if module.representation.name == "pianoroll":
-            generate_frames(module.net, primer, steps, seed=0)
-        else:
-            generate_events(module.net, primer, steps, seed=0)
+        generate_steps(module.net, module.head, module.representation.as_primer(primer), steps, seed=0)
         best = min(best, time.perf_counter() - started)
     return best
 

@@ -1,6 +1,6 @@
 """`musicrnn-train` (also `python -m musicrnn.cli.train`): train, test and sample, configured by Hydra.
 
-musicrnn-train                                            # built-in Bach chorales, the paper's model
+musicrnn-train                                            # built-in Bach chorales, the default note_lstm
 musicrnn-train data=midi_dir data.path=~/midis model=seed_paper trainer.max_epochs=20
 musicrnn-train -m model.hidden_size=64,128 seed=1,2       # a multirun: one folder per job
 musicrnn-train train=false ckpt_path='logs/train/multirun/x/*/checkpoints/best.ckpt'   # test an ensemble

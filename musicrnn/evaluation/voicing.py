@@ -3,8 +3,8 @@
 - `notes_per_frame`: the share of frames holding 0, 1, ..., 5 and 6 or more notes (sounding keys), over
   every frame from a piece's first onset to its last note's end;
 - `mean_notes_per_frame`: their mean;
-- `semitone_clash_rate`: the share of frames with two or more sounding pitch classes in which two of them
-  are a semitone apart (a minor second or major seventh between any two voices, in any octave).
+- `semitone_clash_rate`: the share of frames of two or more notes in which two of the sounding pitch
+  classes are a semitone apart (a minor second or major seventh between any two voices, in any octave).
 
 JSB Chorales are four voices: nearly every real frame holds four notes and few clash; independently
 sampled keys give frames of any size and many clashes (experiments/jsb_chorales/README.md).

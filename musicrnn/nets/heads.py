@@ -6,10 +6,11 @@ quantities the metric callbacks score, and draws one generated step from it. The
 generation loop and the ensembles are written against this protocol, so a new output distribution is one
 new class here (plus its network's output layer, config and tests), and nothing above it changes.
 
-The two today:
+The three today:
 - `NoteHeads`: the note model's softmax over pitch, with step and duration either regressed (the seed
   paper) or categorical over quantised values;
-- `BernoulliKeys`: one independent Bernoulli per key of the next piano-roll frame.
+- `BernoulliKeys`: one independent Bernoulli per key of the next piano-roll frame;
+- `NADEKeys`: the keys of the next frame drawn jointly from a NADE the recurrent state conditions (RNN-NADE).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Everything above this layer (data modules, the LightningModule, generation, evaluation, the CLIs) talks to
 a representation through this protocol and never asks which one it is, so a new representation is one new
-module here plus its data module and config. The two today: `NoteEvents` (pitch, step, duration rows, the
+module here plus its data module, a model builder and configs (a new name for its generated length, beside
+num_notes and num_frames, is also a key of the generation configs: docs/development.md). The two today: `NoteEvents` (pitch, step, duration rows, the
 seed paper's) and `PianoRoll` (binary frames on a beat grid, the polyphonic benchmarks').
 """
 
