@@ -168,8 +168,8 @@ def test_the_nade_model_trains_and_generates_through_the_cli_on_jsb(tmp_path):
     logs = tmp_path / "logs"
     cli(
         "musicrnn-train", "experiment=jsb_nade", f"paths.log_dir={logs}", "model.hidden_size=16",
-        "model.dense_size=16", "model.nade_hidden=8", "trainer.max_epochs=2", "+trainer.limit_train_batches=3",
-        "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2", "trainer.enable_progress_bar=false",
+        "model.dense_size=16", "model.nade_hidden=8", "trainer.max_epochs=2", "trainer.limit_train_batches=3",
+        "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false",
         "sample.num_frames=12", cwd=tmp_path,
     )  # fmt: skip
     (checkpoint,) = logs.glob("jsb_nade/runs/*/checkpoints/best.ckpt")
