@@ -15,7 +15,7 @@ from musicrnn.data.base import SequenceDataModule
 from musicrnn.data.corpus import DEFAULT_PARSE_TIMEOUT, PreparedCorpus, default_cache_dir, prepare_corpus
 from musicrnn.data.split import SPLITS, split_pieces
 from musicrnn.errors import MusicrnnError
-from musicrnn.representations.notes import NUM_PITCHES, PITCH, TIME_UNITS, NoteEvents, notes_to_events
+from musicrnn.representations.notes import NUM_PITCHES, PITCH, NoteEvents, notes_to_events
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,7 @@ class NoteSequenceDataModule(SequenceDataModule):
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
         if stride is not None and stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")
-        if time_unit not in TIME_UNITS:
-            raise ValueError(f"time_unit must be one of {TIME_UNITS}, got {time_unit!r}")
+        NoteEvents(time_unit)  # the representation checks its settings
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.path = path

@@ -25,7 +25,6 @@ from musicrnn.representations.pianoroll import (
     PIANO_KEYS,
     PIANO_LOWEST_PITCH,
     PianoRoll,
-    check_key_range,
     notes_to_pianoroll,
     pianoroll_to_notes,
     pitch_lists_to_pianoroll,
@@ -135,9 +134,7 @@ class PianoRollDataModule(SequenceDataModule):
             raise ValueError(f"seq_len must be >= 1 or null (whole pieces), got {seq_len}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if steps_per_quarter < 1:
-            raise ValueError(f"steps_per_quarter must be >= 1, got {steps_per_quarter}")
-        check_key_range(lowest_pitch, num_keys)
+        PianoRoll(steps_per_quarter, lowest_pitch, num_keys)  # the representation checks its settings
         self.seq_len = seq_len
         self.batch_size = batch_size
         self.transpose = transpose
