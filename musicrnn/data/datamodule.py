@@ -15,7 +15,7 @@ from musicrnn.data.base import SequenceDataModule
 from musicrnn.data.corpus import DEFAULT_PARSE_TIMEOUT, PreparedCorpus, default_cache_dir, prepare_corpus
 from musicrnn.data.split import SPLITS, split_pieces
 from musicrnn.errors import MusicrnnError
-from musicrnn.representations.notes import NUM_PITCHES, PITCH, NoteEvents, notes_to_events
+from musicrnn.representations.notes import NUM_PITCHES, PITCH, VELOCITY, NoteEvents, notes_to_events
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def window_starts(offsets: np.ndarray, seq_len: int, stride: int) -> np.ndarray:
 
 
 class NoteWindowDataset(Dataset):
-    """Item i is the window `events[starts[i] : starts[i] + seq_len + 1]`, a (seq_len + 1, 3) float tensor:
+    """Item i is the window `events[starts[i] : starts[i] + seq_len + 1]`, a (seq_len + 1, features) tensor:
     the model reads rows 0..seq_len-1 and predicts rows 1..seq_len (the next note at every position).
 
     `transpose` > 0 shifts each window's pitches by a random number of semitones in [-transpose, transpose],
@@ -61,8 +61,10 @@ class NoteSequenceDataModule(SequenceDataModule):
     """Note windows from a folder of MIDI files (recursive, .mid/.midi in any case).
 
     The corpus is parsed once and cached (see `prepare_corpus`); pieces are split train/val/test by a hash
-    of their path (`split_pieces`); each split becomes windows of `seq_len + 1` (pitch, step, duration)
-    events taken every `stride` notes (default `seq_len`: every note is a target once per epoch).
+    of their path (`split_pieces`); each split becomes windows of `seq_len + 1` (pitch, step, duration, and
+    with `velocity` the note's MIDI velocity) events taken every `stride` notes (default `seq_len`: every note
+    is a target once per epoch). The model config sets `velocity` to the model's (`data.velocity:
+    ${model.velocity}`).
     """
 
     representation_name = NoteEvents.name
@@ -84,6 +86,7 @@ class NoteSequenceDataModule(SequenceDataModule):
         cache_dir: str | None = None,
         num_primers: int = 8,
         parse_timeout: float | None = DEFAULT_PARSE_TIMEOUT,
+        velocity: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["num_workers", "prepare_workers", "cache_dir", "parse_timeout"])
@@ -91,7 +94,7 @@ class NoteSequenceDataModule(SequenceDataModule):
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
         if stride is not None and stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")
-        NoteEvents(time_unit)  # the representation checks its settings
+        self.representation = NoteEvents(time_unit, velocity)  # it checks its settings
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.path = path
@@ -99,6 +102,7 @@ class NoteSequenceDataModule(SequenceDataModule):
         self.stride = stride or seq_len
         self.batch_size = batch_size
         self.time_unit = time_unit
+        self.velocity = velocity
         self.transpose = transpose
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
@@ -161,7 +165,7 @@ class NoteSequenceDataModule(SequenceDataModule):
             )
 
     def split_events(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """(events, offsets) of one split: the pieces' (pitch, step, duration) rows back to back. Encoded
+        """(events, offsets) of one split: the pieces' rows (the representation's) back to back. Encoded
         once; setup, the baselines' statistics and the primers all read the same arrays."""
         if split not in self._split_events:
             self._split_events[split] = self._encode_split(split)
@@ -169,27 +173,32 @@ class NoteSequenceDataModule(SequenceDataModule):
 
     def _encode_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         corpus = self.load_corpus()
-        pieces = [notes_to_events(corpus.piece(i), self.time_unit) for i in self.split_indices[split]]
+        pieces = [self.representation.encode(corpus.piece(i)) for i in self.split_indices[split]]
         offsets = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.int64)
-        events = np.concatenate(pieces) if pieces else np.zeros((0, 3), dtype=np.float32)
+        empty = notes_to_events(corpus.notes[:0], self.time_unit, self.velocity)
+        events = np.concatenate(pieces) if pieces else empty
         return events, offsets
 
     # -- statistics the metrics and generation use --------------------------------------------------
     def train_statistics(self) -> dict[str, np.ndarray | float]:
-        """Pitch unigram and bigram counts (pairs of consecutive notes within a piece) and mean step and
-        duration over the training split: what the n-gram baselines are fitted on."""
+        """Pitch unigram and bigram counts (pairs of consecutive notes within a piece), the same for MIDI
+        velocity (with velocity), and mean step and duration over the training split: what the n-gram
+        baselines are fitted on."""
         events, offsets = self.split_events("train")
         pitch = events[:, PITCH].astype(np.int64)
         follows = np.ones(len(pitch), dtype=bool)
         follows[offsets[:-1]] = False  # a piece's first note follows nothing
-        bigrams = np.zeros((NUM_PITCHES, NUM_PITCHES), dtype=np.float64)
-        np.add.at(bigrams, (pitch[:-1][follows[1:]], pitch[1:][follows[1:]]), 1.0)
-        return {
-            "pitch_counts": np.bincount(pitch, minlength=NUM_PITCHES).astype(np.float64),
-            "bigram_counts": bigrams,
-            "step_mean": float(events[:, 1].mean()),
-            "duration_mean": float(events[:, 2].mean()),
-        }
+        def counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            bigrams = np.zeros((NUM_PITCHES, NUM_PITCHES), dtype=np.float64)
+            np.add.at(bigrams, (values[:-1][follows[1:]], values[1:][follows[1:]]), 1.0)
+            return np.bincount(values, minlength=NUM_PITCHES).astype(np.float64), bigrams
+
+        statistics = dict(zip(("pitch_counts", "bigram_counts"), counts(pitch)))
+        statistics.update(step_mean=float(events[:, 1].mean()), duration_mean=float(events[:, 2].mean()))
+        if self.velocity:
+            velocity = np.clip(events[:, VELOCITY].astype(np.int64), 0, 127)
+            statistics.update(zip(("velocity_counts", "velocity_bigram_counts"), counts(velocity)))
+        return statistics
 
     def pieces(self, split: str) -> list[np.ndarray]:
         """The note arrays of one split's pieces (what the evaluation measures generated music against)."""

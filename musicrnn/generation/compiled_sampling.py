@@ -35,6 +35,8 @@ def supports(net: nn.Module, top_k: int | None, top_p: float | None) -> bool:
 
     if not isinstance(net, (NoteLSTM, NoteEnsembleNet)) or net.config.timing_head != "regression":
         return False
+    if net.config.velocity:
+        return False
     if (top_k is not None and 0 < top_k < net.config.num_pitches) or (top_p is not None and 0.0 < top_p < 1.0):
         return False
     return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in net.state_dict().values())

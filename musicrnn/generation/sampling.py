@@ -8,6 +8,8 @@ distribution's (`musicrnn.nets.heads`): a note's pitch and timing, a piano-roll 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -37,6 +39,53 @@ def seeded_generator(device: torch.device, seed: int | None) -> torch.Generator:
     return generator
 
 
+@dataclass(frozen=True)
+class BeamSearch:
+    """Magenta's beam search (`magenta.common.beam_search`): the beam starts as `beam_size` copies of the
+    primer; each iteration extends every sequence of the beam `branch_factor` times by `steps_per_iteration`
+    steps, sampled as without beam search (same temperature, filters and repetition control), and keeps the
+    `beam_size` sequences of highest log-likelihood under the model (untempered, unfiltered). The first
+    iteration takes (length - 1) % steps_per_iteration + 1 steps, so that the others are all equal; the
+    result is the best sequence after the last. beam_size = branch_factor = 1 is plain sampling."""
+
+    beam_size: int = 1
+    branch_factor: int = 1
+    steps_per_iteration: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("beam_size", "branch_factor", "steps_per_iteration"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def width(self) -> int:
+        """Sequences alive between a branching and a pruning."""
+        return self.beam_size * self.branch_factor
+
+    def prunes_after(self, step: int, length: int) -> bool:
+        """Whether the beam is pruned after generating step number `step` (0-based) of `length`."""
+        first = (length - 1) % self.steps_per_iteration + 1
+        return self.width > 1 and step + 1 >= first and (step + 1 - first) % self.steps_per_iteration == 0
+
+
+def last_position(output):
+    """A network's output at its last time step only (a tensor, or an output with `last()`)."""
+    return output.last() if hasattr(output, "last") else output[:, -1:]
+
+
+def select_rows(state, rows: torch.Tensor):
+    """A recurrent state (a tensor, or a tuple of them) with its batch rows reordered by `rows`; the batch
+    axis is the one before the last in every state here ((layers, [members,] batch, hidden))."""
+    if isinstance(state, torch.Tensor):
+        return state.index_select(-2, rows)
+    return type(state)(select_rows(part, rows) for part in state)
+
+
+class GeneratedSteps(NamedTuple):
+    steps: np.ndarray  # (num_samples, length, features), the head's dtype
+    log_likelihood: np.ndarray  # (num_samples,) sum over the generated steps of log p(step | past) (nats)
+
+
 @torch.no_grad()
 def generate_steps(
     net: torch.nn.Module,
@@ -49,13 +98,17 @@ def generate_steps(
     seed: int | None = None,
     compiled: bool = True,
     length_name: str = "length",
-) -> np.ndarray:
+    beam: BeamSearch = BeamSearch(),
+    with_log_likelihood: bool = False,
+):
     """Continue `primer` ((P, features), P >= 1) by `length` steps drawn from `head`, for `num_samples`
-    independent samples at once. Returns (num_samples, length, features) in the head's dtype.
+    independent samples at once. Returns (num_samples, length, features) in the head's dtype, or with
+    `with_log_likelihood` a `GeneratedSteps` that also holds each sample's log-likelihood under the model.
 
     With `compiled` (the default) the steps after the primer come from the Numba-compiled loop where it
     covers the network and settings (`compiled_sampling.supports`: the paper's regression-timing note models
-    on the CPU, without top-k/top-p); it draws the same notes as the torch loop for the same seed.
+    on the CPU, without top-k/top-p, velocity, repetition control or beam search); it draws the same notes as
+    the torch loop for the same seed. With `beam`, each sample is the best of a beam search (`BeamSearch`).
     """
     if length < 1 or num_samples < 1:
         raise ValueError(f"{length_name} and num_samples must be >= 1, got {length}, {num_samples}")
@@ -67,24 +120,50 @@ def generate_steps(
     net.eval()
     device = module_device(net)
     generator = seeded_generator(device, seed)
+    rows = num_samples * beam.width  # sample s owns rows s * width .. (s + 1) * width - 1
 
-    inputs = torch.from_numpy(primer).to(device).unsqueeze(0).expand(num_samples, -1, -1).contiguous()
-    uniforms = head.draw_uniforms(length, num_samples, generator, device)
+    inputs = torch.from_numpy(primer).to(device).unsqueeze(0).expand(rows, -1, -1).contiguous()
+    uniforms = head.draw_uniforms(length, rows, generator, device)
     output, state = net(inputs)
-    if compiled and compiled_sampling.supports(net, settings.top_k, settings.top_p):
+    plain = beam.width == 1 and not settings.controls_repetition and not with_log_likelihood
+    if plain and compiled and compiled_sampling.supports(net, settings.top_k, settings.top_p):
         result = compiled_sampling.generate_after_primer(net, output, state, uniforms, length, settings.temperature)
         net.train(was_training)
         return result
-    out = torch.empty(num_samples, length, features, device=device)
+    # The primer and every generated step, for repetition control (which reads the steps before) and the
+    # beam's reordering.
+    steps = torch.cat([inputs, torch.empty(rows, length, features, device=device)], dim=1)
+    first = len(primer)
+    log_likelihood = torch.zeros(rows, dtype=torch.float64, device=device)
     # After the primer, one step at a time through the network's stepper where it has one (the same
     # arithmetic as its forward with fused weights), else through its forward.
     step = net.stepper() if hasattr(net, "stepper") else net
     for i in range(length):
-        out[:, i] = head.sample_step(output, i, uniforms, settings, generator)
+        at = first + i
+        steps[:, at] = head.sample_step(output, i, uniforms, settings, generator, steps[:, :at])
+        if beam.width > 1 or with_log_likelihood:
+            log_likelihood += head.log_prob(last_position(output), steps[:, at : at + 1])[:, 0].double()
+        if beam.prunes_after(i, length):
+            rows_kept = prune(log_likelihood, num_samples, beam, keep=beam.beam_size if i + 1 < length else 1)
+            steps, log_likelihood = steps[rows_kept], log_likelihood[rows_kept]
+            state = select_rows(state, rows_kept)
         if i + 1 < length:
-            output, state = step(out[:, i : i + 1], state)
+            output, state = step(steps[:, at : at + 1], state)
     net.train(was_training)
-    return head.finish(out.cpu().numpy())
+    best = torch.arange(num_samples, device=device) * beam.width  # after the last pruning, row 0 is the best
+    generated = head.finish(steps[best, first:].cpu().numpy())
+    if with_log_likelihood:
+        return GeneratedSteps(generated, log_likelihood[best].cpu().numpy())
+    return generated
+
+
+def prune(log_likelihood: torch.Tensor, num_samples: int, beam: BeamSearch, keep: int) -> torch.Tensor:
+    """The rows that go on: each sample's `keep` most likely sequences, each repeated `branch_factor` times
+    (the branches of the next iteration start from the same sequence and state), best first."""
+    scores = log_likelihood.view(num_samples, beam.width)
+    best = torch.topk(scores, keep, dim=1).indices  # (samples, keep), most likely first
+    best = best.repeat_interleave(beam.width // keep, dim=1)  # back to `width` rows per sample
+    return (best + torch.arange(num_samples, device=best.device).unsqueeze(1) * beam.width).reshape(-1)
 
 
 def generate_events(

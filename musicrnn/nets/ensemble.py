@@ -98,18 +98,21 @@ class NoteEnsembleNet(nn.Module):
         self.pitch_head = MemberLinear([n.pitch_head for n in nets])
         self.step_head = MemberLinear([n.step_head for n in nets])
         self.duration_head = MemberLinear([n.duration_head for n in nets])
+        self.velocity_head = MemberLinear([n.velocity_head for n in nets]) if self.config.velocity else None
         self.register_buffer("log_weights", _normalised_log_weights(weights, len(nets)))
         centres = torch.arange(self.config.timing_classes, dtype=torch.float32) * self.config.timing_resolution
         self.register_buffer("timing_centres", centres, persistent=False)
 
     def encode(self, events: torch.Tensor) -> torch.Tensor:
-        """(batch, time, 3) shared features without embeddings; (batch, time, K, dim + 2) with them."""
+        """(batch, time, features) shared inputs without embeddings; (batch, time, K, dim + features - 1) with
+        them."""
         features = encode_events(events, self.config, None)
         if self.pitch_tables is None:
             return features
         pitch = events[..., 0].long().clamp(0, self.config.num_pitches - 1)
         embedded = self.pitch_tables[pitch]  # (batch, time, K, dim)
-        timing = features[..., 1:].unsqueeze(-2).expand(*embedded.shape[:-1], 2)
+        rest = features[..., 1:]
+        timing = rest.unsqueeze(-2).expand(*embedded.shape[:-1], rest.shape[-1])
         return torch.cat([embedded, timing], dim=-1)
 
     def timing_class(self, values: torch.Tensor) -> torch.Tensor:
@@ -132,7 +135,8 @@ class NoteEnsembleNet(nn.Module):
         pitch = mixture_log_probs(self.pitch_head(features), self.log_weights)
         step, step_logits = self._timing(self.step_head, features)
         duration, duration_logits = self._timing(self.duration_head, features)
-        return NoteLSTMOutput(pitch, step, duration, step_logits, duration_logits), state
+        velocity = mixture_log_probs(self.velocity_head(features), self.log_weights) if self.config.velocity else None
+        return NoteLSTMOutput(pitch, step, duration, step_logits, duration_logits, velocity), state
 
 
 class NoteEnsembleStepper:
@@ -145,9 +149,11 @@ class NoteEnsembleStepper:
         self.rnn = MemberLSTMStepper(net.lstm)
         dense = net.dense[0] if isinstance(net.dense, nn.Sequential) else None
         self.dense = (dense.weight.transpose(1, 2).contiguous(), dense.bias.unsqueeze(1)) if dense is not None else None
-        heads = fuse_member_linears((net.pitch_head, net.step_head, net.duration_head))
+        members = (net.pitch_head, net.step_head, net.duration_head)
+        members += (net.velocity_head,) if net.velocity_head is not None else ()
+        heads = fuse_member_linears(members)
         self.head_weight, self.head_bias = heads.weight.transpose(1, 2).contiguous(), heads.bias.unsqueeze(1)
-        self.head_sizes = [head.weight.shape[1] for head in (net.pitch_head, net.step_head, net.duration_head)]
+        self.head_sizes = [head.weight.shape[1] for head in members]
 
     @torch.no_grad()
     def __call__(self, events: torch.Tensor, state):
@@ -161,8 +167,9 @@ class NoteEnsembleStepper:
         out = (
             torch.baddbmm(self.head_bias, features, self.head_weight).transpose(0, 1).unsqueeze(1)
         )  # (batch, 1, K, out)
-        pitch, step, duration = out.split(self.head_sizes, dim=-1)
+        pitch, step, duration, *velocity = out.split(self.head_sizes, dim=-1)
         pitch = mixture_log_probs(pitch, net.log_weights)
+        velocity = mixture_log_probs(velocity[0], net.log_weights) if velocity else None
         if net.config.timing_head == "categorical":
             step_logits, duration_logits = (
                 mixture_log_probs(step, net.log_weights),
@@ -174,6 +181,9 @@ class NoteEnsembleStepper:
                 duration_logits.exp() @ net.timing_centres,
                 step_logits,
                 duration_logits,
+                velocity,
             ), state
         weights = net.log_weights.exp()
-        return NoteLSTMOutput(pitch, step.squeeze(-1) @ weights, duration.squeeze(-1) @ weights), state
+        return NoteLSTMOutput(
+            pitch, step.squeeze(-1) @ weights, duration.squeeze(-1) @ weights, velocity_logits=velocity
+        ), state

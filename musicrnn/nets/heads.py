@@ -23,7 +23,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from musicrnn.representations.notes import DURATION, NUM_FEATURES, PITCH, STEP, dequantise_time, quantise_time
+from musicrnn.nets.repetition import ngram_bans, penalise, recent_classes_mask
+from musicrnn.representations.notes import (
+    DURATION,
+    PITCH,
+    STEP,
+    VELOCITY,
+    VELOCITY_BINS,
+    bin_velocity,
+    dequantise_time,
+    num_features,
+    quantise_time,
+    velocity_bin,
+)
 
 TRAIN_POSITIONS = ("all", "last")
 
@@ -31,12 +43,34 @@ TRAIN_POSITIONS = ("all", "last")
 @dataclass(frozen=True)
 class SamplingSettings:
     """How one step is drawn. temperature <= 0 is greedy. top_k / top_p filter the classes of a categorical
-    output (pitch); timing_temperature is the temperature of categorical timing (None: `temperature`)."""
+    output (pitch); timing_temperature and velocity_temperature are the temperatures of categorical timing
+    and of velocity (None: `temperature`).
+
+    Repetition control, on pitch (note models) or keys (piano rolls) only, never on timing or velocity:
+    `repetition_penalty` (CTRL's, > 1 discourages) on every pitch or key played within the last
+    `repetition_window` steps; `no_repeat_ngram` = n > 0 forbids a pitch that would repeat an n-gram of pitches
+    found within that window (note models)."""
 
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
     timing_temperature: float | None = None
+    velocity_temperature: float | None = None
+    repetition_penalty: float = 1.0
+    repetition_window: int = 16
+    no_repeat_ngram: int = 0
+
+    def __post_init__(self) -> None:
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if self.repetition_window < 1:
+            raise ValueError(f"repetition_window must be >= 1, got {self.repetition_window}")
+        if self.no_repeat_ngram < 0:
+            raise ValueError(f"no_repeat_ngram must be >= 0 (0 = off), got {self.no_repeat_ngram}")
+
+    @property
+    def controls_repetition(self) -> bool:
+        return self.repetition_penalty != 1.0 or self.no_repeat_ngram > 0
 
 
 class StepLoss(NamedTuple):
@@ -60,8 +94,16 @@ class OutputDistribution(Protocol):
     def draw_uniforms(self, length: int, num_samples: int, generator: torch.Generator, device) -> torch.Tensor | None:
         """Random numbers drawn before generation starts (None: `sample_step` draws from `generator`)."""
 
-    def sample_step(self, output: Any, index: int, uniforms, settings: SamplingSettings, generator) -> torch.Tensor:
-        """The next step, (batch, step_size), from the network's output at the last position."""
+    def sample_step(
+        self, output: Any, index: int, uniforms, settings: SamplingSettings, generator, history=None
+    ) -> torch.Tensor:
+        """The next step, (batch, step_size), from the network's output at the last position; `history` is
+        (batch, steps so far, step_size): the primer and what was generated (for repetition control; None: no
+        repetition control)."""
+
+    def log_prob(self, output: Any, steps: torch.Tensor) -> torch.Tensor:
+        """(batch, time) log-likelihood under the model (no temperature, no filters) of `steps` ((batch, time,
+        step_size)), each given the network's output at the same position (the prediction of that step)."""
 
     def finish(self, steps: np.ndarray) -> np.ndarray:
         """Generated steps as the representation's array."""
@@ -126,10 +168,9 @@ class NoteHeads:
     """Pitch: a softmax over MIDI pitches (cross-entropy). Step and duration: a regression value each
     (`timing_head="regression"`: MSE plus a penalty on negative predictions) or a softmax over multiples of
     `timing_resolution` (`"categorical"`: cross-entropy, so timing has a likelihood and a temperature).
-    The loss is the weighted sum of the three. `train_positions="all"` scores the next note at every
+    With `velocity`, a softmax over `velocity_bins` bins of MIDI velocity (cross-entropy).
+    The loss is the weighted sum of the parts. `train_positions="all"` scores the next note at every
     position (as language models do); `"last"` only at the final one (the TF tutorial / paper setup)."""
-
-    sampling_options = ("temperature", "top_k", "top_p", "timing_temperature")
 
     def __init__(
         self,
@@ -141,6 +182,9 @@ class NoteHeads:
         timing_head: str = "regression",
         timing_classes: int = 101,
         timing_resolution: float = 0.02,
+        velocity: bool = False,
+        velocity_bins: int = VELOCITY_BINS,
+        velocity_loss_weight: float = 1.0,
     ):
         if train_positions not in TRAIN_POSITIONS:
             raise ValueError(f"train_positions must be one of {TRAIN_POSITIONS}, got {train_positions!r}")
@@ -150,6 +194,13 @@ class NoteHeads:
         self.categorical_timing = timing_head == "categorical"
         self.timing_classes = timing_classes
         self.timing_resolution = timing_resolution
+        self.velocity = velocity
+        self.velocity_bins = velocity_bins
+        self.velocity_loss_weight = velocity_loss_weight
+        self.sampling_options = (
+            "temperature", "top_k", "top_p", "timing_temperature", "repetition_penalty", "repetition_window",
+            "no_repeat_ngram",
+        ) + (("velocity_temperature",) if velocity else ())  # fmt: skip
 
     def _timing_loss(self, output, name: str, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(loss, per-position NLL or None) of one timing head."""
@@ -189,24 +240,53 @@ class NoteHeads:
         if step_nll is not None:
             outputs["step_nll"], outputs["duration_nll"] = step_nll.detach(), duration_nll.detach()
         logged = {"pitch_loss": pitch_loss, "step_loss": step_loss, "duration_loss": duration_loss}
+        if self.velocity:
+            velocity_logits = output.velocity_logits.reshape(-1, self.velocity_bins)
+            velocity_target = velocity_bin(targets[..., VELOCITY].reshape(-1), self.velocity_bins)
+            velocity_nll = F.cross_entropy(velocity_logits, velocity_target, reduction="none")
+            logged["velocity_loss"] = velocity_nll.mean()
+            loss = loss + self.velocity_loss_weight * logged["velocity_loss"]
+            outputs.update(
+                velocity_logits=velocity_logits.detach(),
+                velocity_nll=velocity_nll.detach(),
+                velocity_target=velocity_target,
+                previous_velocity=velocity_bin(inputs[..., VELOCITY].reshape(-1), self.velocity_bins),
+            )
         return StepLoss(loss, pitch_target.numel(), logged, outputs)
 
     def step_size(self, net) -> int:
-        return NUM_FEATURES
+        return num_features(self.velocity)
 
     def draw_uniforms(self, length, num_samples, generator, device) -> torch.Tensor:
-        # Every random number up front, one per (note, pitch/step/duration, sample): the torch loop and the
-        # compiled one read the same numbers, so they draw the same notes.
-        return torch.rand(length, NUM_FEATURES, num_samples, generator=generator, dtype=torch.float64, device=device)
+        # Every random number up front, one per (note, feature, sample): the torch loop and the compiled one
+        # read the same numbers, so they draw the same notes.
+        features = num_features(self.velocity)
+        return torch.rand(length, features, num_samples, generator=generator, dtype=torch.float64, device=device)
 
-    def sample_step(self, output, index, uniforms, settings: SamplingSettings, generator) -> torch.Tensor:
-        """Pitch sampled (top-k / top-p apply to it); step and duration the regression outputs clamped at 0,
-        or sampled at the timing temperature from categorical heads."""
+    def pitch_logits(self, logits: torch.Tensor, settings: SamplingSettings, history: torch.Tensor) -> torch.Tensor:
+        """The last position's pitch logits after repetition control (none unless the settings ask for it)."""
+        if not settings.controls_repetition or history is None:
+            return logits
+        pitches = history[..., PITCH].long()
+        window = settings.repetition_window
+        if settings.repetition_penalty != 1.0:
+            recent = recent_classes_mask(pitches[:, -window:], logits.shape[-1])
+            logits = penalise(logits, recent, settings.repetition_penalty)
+        if settings.no_repeat_ngram > 0:
+            banned = ngram_bans(pitches, settings.no_repeat_ngram, window, logits.shape[-1])
+            if banned is not None:
+                banned &= ~banned.all(dim=-1, keepdim=True)  # a step with every pitch banned: none is
+                logits = logits.masked_fill(banned, float("-inf"))
+        return logits
+
+    def sample_step(self, output, index, uniforms, settings: SamplingSettings, generator, history=None) -> torch.Tensor:
+        """Pitch sampled (repetition control, then top-k / top-p, apply to it); step and duration the
+        regression outputs clamped at 0, or sampled at the timing temperature from categorical heads; velocity
+        sampled at the velocity temperature and written as its bin's velocity."""
         batch = output.pitch_logits.shape[0]
-        row = torch.empty(batch, NUM_FEATURES, device=output.pitch_logits.device)
-        pitch = sample_class(
-            output.pitch_logits[:, -1], settings.temperature, settings.top_k, settings.top_p, uniform=uniforms[index, 0]
-        )
+        row = torch.empty(batch, num_features(self.velocity), device=output.pitch_logits.device)
+        logits = self.pitch_logits(output.pitch_logits[:, -1], settings, history)
+        pitch = sample_class(logits, settings.temperature, settings.top_k, settings.top_p, uniform=uniforms[index, 0])
         row[:, PITCH] = pitch.float()
         timing_temperature = (
             settings.temperature if settings.timing_temperature is None else settings.timing_temperature
@@ -218,7 +298,31 @@ class NoteHeads:
             else:
                 timing = sample_class(logits[:, -1], timing_temperature, uniform=uniforms[index, column])
                 row[:, column] = dequantise_time(timing.float(), self.timing_resolution)
+        if self.velocity:
+            temperature = settings.temperature if settings.velocity_temperature is None else settings.velocity_temperature
+            classes = sample_class(output.velocity_logits[:, -1], temperature, uniform=uniforms[index, VELOCITY])
+            row[:, VELOCITY] = bin_velocity(classes, self.velocity_bins).float()
         return row
+
+    def log_prob(self, output, steps: torch.Tensor) -> torch.Tensor:
+        """log p(pitch) + log p(step class) + log p(duration class) (categorical timing; regression timing
+        has no likelihood and adds nothing) + log p(velocity bin) (with velocity)."""
+
+        def class_log_prob(logits, classes):
+            return torch.log_softmax(logits.float(), dim=-1).gather(-1, classes.unsqueeze(-1)).squeeze(-1)
+
+        total = class_log_prob(output.pitch_logits, steps[..., PITCH].long().clamp(0, output.pitch_logits.shape[-1] - 1))
+        for column, name in ((STEP, "step"), (DURATION, "duration")):
+            logits = getattr(output, f"{name}_logits")
+            if logits is not None:
+                total = total + class_log_prob(
+                    logits, quantise_time(steps[..., column], self.timing_resolution, self.timing_classes)
+                )
+        if self.velocity:
+            total = total + class_log_prob(
+                output.velocity_logits, velocity_bin(steps[..., VELOCITY], self.velocity_bins)
+            )
+        return total
 
     def finish(self, steps: np.ndarray) -> np.ndarray:
         return steps
@@ -229,7 +333,7 @@ class NoteHeads:
     def scorer(self, net, options, datamodule, device):
         from musicrnn.nets.scores import NoteScores  # torchmetrics, loaded when metrics are wanted
 
-        return NoteScores(options, datamodule, device)
+        return NoteScores(options, datamodule, device, velocity_bins=self.velocity_bins if self.velocity else 0)
 
 
 # -- the piano-roll model's head -----------------------------------------------------------------------------
@@ -259,7 +363,7 @@ class BernoulliKeys:
     spends tens of epochs on a plateau learning which keys are rare before it learns anything about the
     past (on JSB Chorales, 2 x LSTM 256: val NLL 9.6 after 40 epochs without, 8.6 after 20 with)."""
 
-    sampling_options = ("temperature",)
+    sampling_options = ("temperature", "repetition_penalty", "repetition_window")
 
     def __init__(self, num_keys: int, init_output_bias: bool = True):
         self.num_keys = num_keys
@@ -280,13 +384,26 @@ class BernoulliKeys:
     def draw_uniforms(self, length, num_samples, generator, device) -> None:
         return None
 
-    def sample_step(self, output, index, uniforms, settings: SamplingSettings, generator) -> torch.Tensor:
-        """Each key drawn from sigmoid(logit / temperature); temperature <= 0 switches a key on when its
-        probability is above 0.5."""
+    @staticmethod
+    def recent_keys(settings: SamplingSettings, history: torch.Tensor) -> torch.Tensor | None:
+        """(batch, keys) True for the keys on within the last `repetition_window` frames, when penalised."""
+        if settings.repetition_penalty == 1.0 or history is None:
+            return None
+        return history[:, -settings.repetition_window :].amax(dim=1) > 0
+
+    def sample_step(self, output, index, uniforms, settings: SamplingSettings, generator, history=None) -> torch.Tensor:
+        """Each key drawn from sigmoid(logit / temperature), after the repetition penalty on the keys of the
+        last `repetition_window` frames; temperature <= 0 switches a key on when its probability is above 0.5."""
         last = output[:, -1]
+        recent = self.recent_keys(settings, history)
+        if recent is not None:
+            last = penalise(last, recent, settings.repetition_penalty)
         if settings.temperature <= 0:
             return (last > 0).float()
         return torch.bernoulli(torch.sigmoid(last / settings.temperature), generator=generator)
+
+    def log_prob(self, output, steps: torch.Tensor) -> torch.Tensor:
+        return -frame_nll(output, steps)
 
     def finish(self, steps: np.ndarray) -> np.ndarray:
         return steps.astype(bool)
@@ -313,5 +430,11 @@ class NADEKeys(BernoulliKeys):
     def loss(self, output, inputs, targets, lengths=None) -> StepLoss:
         return super().loss(output.conditional_logits(targets), inputs, targets, lengths)
 
-    def sample_step(self, output, index, uniforms, settings: SamplingSettings, generator) -> torch.Tensor:
-        return output.sample(settings.temperature, generator)
+    def sample_step(self, output, index, uniforms, settings: SamplingSettings, generator, history=None) -> torch.Tensor:
+        """The keys lowest first, each conditional after the repetition penalty when its key was on within
+        the last `repetition_window` frames."""
+        recent = self.recent_keys(settings, history)
+        return output.sample(settings.temperature, generator, recent, settings.repetition_penalty)
+
+    def log_prob(self, output, steps: torch.Tensor) -> torch.Tensor:
+        return output.log_prob(steps)

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musicrnn.nets.repetition import penalise
+
 
 def nade_conditional_logits(
     visible_bias: torch.Tensor, hidden_bias: torch.Tensor, frames: torch.Tensor, w: torch.Tensor, v: torch.Tensor
@@ -96,15 +98,20 @@ class NADEOutput(NamedTuple):
         """log p(frame) of each (batch, time) frame, exactly, in one parallel pass."""
         return bernoulli_log_prob(self.conditional_logits(frames), frames)
 
-    def sample(self, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+    def sample(
+        self, temperature: float, generator: torch.Generator | None, penalised=None, penalty: float = 1.0
+    ) -> torch.Tensor:
         """One frame per batch item from the last time step's NADE, keys drawn lowest first: (batch, D).
-        Each conditional is sigmoid(logit / temperature); temperature <= 0 takes the likelier value."""
+        Each conditional is sigmoid(logit / temperature); temperature <= 0 takes the likelier value. Keys
+        where `penalised` ((batch, D) bool) is True get CTRL's repetition `penalty` on their conditional's logit."""
         visible = self.visible_bias[:, -1]
         pre_activation = self.hidden_bias[:, -1].clone()  # (batch, H): c + sum of the drawn keys' W rows
         w, v = self.nade.w, self.nade.v
         frame = torch.zeros_like(visible)
         for i in range(visible.shape[-1]):
             logit = visible[:, i] + (torch.sigmoid(pre_activation) * v[i]).sum(-1)
+            if penalised is not None:
+                logit = penalise(logit, penalised[:, i], penalty)
             frame[:, i] = _draw(logit, temperature, generator)
             pre_activation += frame[:, i : i + 1] * w[i]
         return frame
@@ -144,8 +151,11 @@ class MixtureNADEOutput(NamedTuple):
         log_off = torch.logsumexp(posterior + F.logsigmoid(-logits), dim=-2)
         return log_on - log_off
 
-    def sample(self, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
-        """One frame per batch item from the mixture at the last time step, keys lowest first: (batch, D)."""
+    def sample(
+        self, temperature: float, generator: torch.Generator | None, penalised=None, penalty: float = 1.0
+    ) -> torch.Tensor:
+        """One frame per batch item from the mixture at the last time step, keys lowest first: (batch, D);
+        `penalised` and `penalty` as in `NADEOutput.sample`."""
         visible = self.visible_bias[:, -1]  # (batch, K, D)
         pre_activation = self.hidden_bias[:, -1].clone()  # (batch, K, H)
         log_posterior = self.log_weights.expand(visible.shape[0], -1).clone()  # (batch, K)
@@ -156,6 +166,8 @@ class MixtureNADEOutput(NamedTuple):
             logit = torch.logsumexp(weights + F.logsigmoid(member_logit), -1) - torch.logsumexp(
                 weights + F.logsigmoid(-member_logit), -1
             )
+            if penalised is not None:
+                logit = penalise(logit, penalised[:, i], penalty)
             frame[:, i] = _draw(logit, temperature, generator)
             on = frame[:, i : i + 1]
             log_posterior = log_posterior + on * F.logsigmoid(member_logit) + (1 - on) * F.logsigmoid(-member_logit)

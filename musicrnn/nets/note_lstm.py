@@ -1,4 +1,5 @@
-"""The stacked-LSTM note model, in plain torch: (pitch, step, duration) rows in, next-note predictions out."""
+"""The stacked-LSTM note model, in plain torch: (pitch, step, duration[, velocity]) rows in, next-note
+predictions out."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from musicrnn.representations.notes import NUM_PITCHES, quantise_time
+from musicrnn.representations.notes import NUM_PITCHES, VELOCITY_BINS, num_features, quantise_time
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 TIMING_INPUTS = ("linear", "log")
@@ -28,6 +29,8 @@ class NoteLSTMConfig:
     timing_head: str = "regression"  # regression (paper) or categorical: a softmax over quantised values
     timing_classes: int = 101  # categorical timing: values 0, r, 2r, ... (timing_classes - 1) * r
     timing_resolution: float = 0.02  # r, in the representation's time unit (seconds or beats)
+    velocity: bool = False  # a fourth input (velocity / 127) and a softmax over velocity bins
+    velocity_bins: int = VELOCITY_BINS
 
     def __post_init__(self) -> None:
         if self.hidden_size < 1 or self.num_layers < 1:
@@ -46,14 +49,23 @@ class NoteLSTMConfig:
             raise ValueError(
                 f"need timing_classes >= 2 and timing_resolution > 0, got {self.timing_classes}, {self.timing_resolution}"
             )
+        if not 2 <= self.velocity_bins <= 128 or 128 % self.velocity_bins:
+            raise ValueError(f"velocity_bins must divide 128 (2, 4, ..., 128), got {self.velocity_bins}")
+
+    @property
+    def num_features(self) -> int:
+        """Columns of an input row: pitch, step, duration, and velocity when the model has it."""
+        return num_features(self.velocity)
 
 
 def encode_events(events: torch.Tensor, config: NoteLSTMConfig, pitch_embedding: nn.Embedding | None) -> torch.Tensor:
-    """(batch, time, 3) events -> input features: pitch/num_pitches or its embedding, then step and duration
-    as they are or log-scaled (`config.timing_input`)."""
-    pitch, timing = events[..., 0], events[..., 1:]
+    """(batch, time, 3 or 4) events -> input features: pitch/num_pitches or its embedding, then step and
+    duration as they are or log-scaled (`config.timing_input`), then velocity / 127 (with velocity)."""
+    pitch, timing = events[..., 0], events[..., 1:3]
     if config.timing_input == "log":
         timing = torch.log1p(timing.clamp(min=0) / config.timing_resolution)
+    if config.velocity:
+        timing = torch.cat([timing, events[..., 3:4] / 127.0], dim=-1)
     if pitch_embedding is None:
         return torch.cat([(pitch / config.num_pitches).unsqueeze(-1), timing], dim=-1)
     return torch.cat([pitch_embedding(pitch.long().clamp(0, config.num_pitches - 1)), timing], dim=-1)
@@ -65,10 +77,16 @@ class NoteLSTMOutput(NamedTuple):
     duration: torch.Tensor  # (batch, time)
     step_logits: torch.Tensor | None = None  # (batch, time, timing_classes), categorical timing only
     duration_logits: torch.Tensor | None = None
+    velocity_logits: torch.Tensor | None = None  # (batch, time, velocity_bins), with velocity only
+
+    def last(self) -> NoteLSTMOutput:
+        """The output at the last time step only."""
+        return NoteLSTMOutput(*(t[:, -1:] if t is not None else None for t in self))
 
 
 class NoteLSTM(nn.Module):
-    """Stacked LSTM over note events with three heads: pitch logits, step and duration.
+    """Stacked LSTM over note events with three heads (pitch logits, step and duration), and a fourth over
+    velocity bins when `config.velocity`.
 
     Inputs: pitch as pitch/num_pitches (the TF tutorial's choice the paper builds on) or a learned
     embedding; step and duration as they are or log-scaled. Timing heads: one regression value each
@@ -77,7 +95,7 @@ class NoteLSTM(nn.Module):
     """
 
     # What ensemble members must share: the meaning of inputs and outputs, and the layout to run batched.
-    ensemble_meaning = ("timing_head", "timing_classes", "timing_resolution", "timing_input")
+    ensemble_meaning = ("timing_head", "timing_classes", "timing_resolution", "timing_input", "velocity", "velocity_bins")
     ensemble_layout = ("hidden_size", "num_layers", "pitch_embedding_dim", "dense_size")
 
     @staticmethod
@@ -90,12 +108,13 @@ class NoteLSTM(nn.Module):
     def __init__(self, config: NoteLSTMConfig):
         super().__init__()
         self.config = config
+        extra = config.num_features - 1  # step, duration[, velocity]
         if config.pitch_embedding_dim:
             self.pitch_embedding = nn.Embedding(config.num_pitches, config.pitch_embedding_dim)
-            input_size = config.pitch_embedding_dim + 2
+            input_size = config.pitch_embedding_dim + extra
         else:
             self.pitch_embedding = None
-            input_size = 3
+            input_size = 1 + extra
         self.lstm = nn.LSTM(
             input_size,
             config.hidden_size,
@@ -114,11 +133,13 @@ class NoteLSTM(nn.Module):
         self.pitch_head = nn.Linear(features, config.num_pitches)
         self.step_head = nn.Linear(features, timing_outputs)
         self.duration_head = nn.Linear(features, timing_outputs)
+        # Built last, so that a model without velocity draws its initial weights exactly as before it existed.
+        self.velocity_head = nn.Linear(features, config.velocity_bins) if config.velocity else None
         centres = torch.arange(config.timing_classes, dtype=torch.float32) * config.timing_resolution
         self.register_buffer("timing_centres", centres, persistent=False)
 
     def encode(self, events: torch.Tensor) -> torch.Tensor:
-        """(batch, time, 3) events -> the LSTM's input features."""
+        """(batch, time, features) events -> the LSTM's input features."""
         return encode_events(events, self.config, self.pitch_embedding)
 
     def timing_class(self, values: torch.Tensor) -> torch.Tensor:
@@ -129,15 +150,24 @@ class NoteLSTM(nn.Module):
         return NoteStepper(self)
 
     def forward(self, events: torch.Tensor, state: LSTMState | None = None) -> tuple[NoteLSTMOutput, LSTMState]:
-        """events: (batch, time, 3) rows of (pitch, step, duration). Returns the predictions for the next
-        note at every position, and the LSTM state after the last one (to continue from, one note at a time)."""
+        """events: (batch, time, features) rows of (pitch, step, duration[, velocity]). Returns the predictions
+        for the next note at every position, and the LSTM state after the last one (to continue from, one note
+        at a time)."""
         hidden, state = self.lstm(self.encode(events), state)
         features = self.dense(self.output_dropout(hidden))
-        step, duration = self.step_head(features), self.duration_head(features)
-        if self.config.timing_head == "categorical":
-            expected = lambda logits: torch.softmax(logits, dim=-1) @ self.timing_centres  # noqa: E731
-            return NoteLSTMOutput(self.pitch_head(features), expected(step), expected(duration), step, duration), state
-        return NoteLSTMOutput(self.pitch_head(features), step.squeeze(-1), duration.squeeze(-1)), state
+        velocity = self.velocity_head(features) if self.velocity_head is not None else None
+        return note_output(
+            self.config, self.timing_centres, self.pitch_head(features), self.step_head(features),
+            self.duration_head(features), velocity,
+        ), state  # fmt: skip
+
+
+def note_output(config: NoteLSTMConfig, centres, pitch, step, duration, velocity=None) -> NoteLSTMOutput:
+    """The heads' raw outputs as a `NoteLSTMOutput`: categorical timing also as its expected value."""
+    if config.timing_head == "categorical":
+        expected = lambda logits: torch.softmax(logits, dim=-1) @ centres  # noqa: E731
+        return NoteLSTMOutput(pitch, expected(step), expected(duration), step, duration, velocity)
+    return NoteLSTMOutput(pitch, step.squeeze(-1), duration.squeeze(-1), velocity_logits=velocity)
 
 
 class NoteStepper:
@@ -168,13 +198,14 @@ class NoteStepper:
             for k in range(lstm.num_layers)
         ]
         heads = (net.pitch_head, net.step_head, net.duration_head)
+        heads += (net.velocity_head,) if net.velocity_head is not None else ()
         self.head_weight = torch.cat([head.weight for head in heads]).t().contiguous()
         self.head_bias = torch.cat([head.bias for head in heads]).unsqueeze(0)
         self.head_sizes = [head.out_features for head in heads]
 
     @torch.no_grad()
     def __call__(self, events: torch.Tensor, state: LSTMState) -> tuple[NoteLSTMOutput, LSTMState]:
-        """events: (batch, 1, 3); state: (h, c), each (layers, batch, hidden)."""
+        """events: (batch, 1, features); state: (h, c), each (layers, batch, hidden)."""
         from musicrnn.nets.grouped import lstm_cell
 
         net = self.net
@@ -186,12 +217,5 @@ class NoteStepper:
             new_h.append(x)
             new_c.append(cell)
         features = net.dense(x)  # eval mode: the dropouts are the identity
-        pitch, step, duration = (
-            torch.addmm(self.head_bias, features, self.head_weight).unsqueeze(1).split(self.head_sizes, dim=-1)
-        )
-        if net.config.timing_head == "categorical":
-            expected = lambda logits: torch.softmax(logits, dim=-1) @ net.timing_centres  # noqa: E731
-            output = NoteLSTMOutput(pitch, expected(step), expected(duration), step, duration)
-        else:
-            output = NoteLSTMOutput(pitch, step.squeeze(-1), duration.squeeze(-1))
-        return output, (torch.stack(new_h), torch.stack(new_c))
+        heads = torch.addmm(self.head_bias, features, self.head_weight).unsqueeze(1).split(self.head_sizes, dim=-1)
+        return note_output(net.config, net.timing_centres, *heads), (torch.stack(new_h), torch.stack(new_c))

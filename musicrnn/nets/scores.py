@@ -6,8 +6,9 @@ no forward pass. `musicrnn.training.callbacks.Metrics` routes each stage's batch
 logs what it computes; a head names its scorer (`OutputDistribution.scorer`).
 
 - `NoteScores`: pitch accuracy (top-1, top-k), pitch NLL and perplexity, step and duration MSE (and timing
-  perplexity for categorical timing), beside a unigram and a bigram pitch baseline (add-k smoothed; the
-  baselines predict the training-mean step and duration);
+  perplexity for categorical timing), velocity accuracy, NLL and perplexity (models with velocity), beside a
+  unigram and a bigram baseline (add-k smoothed pitch and velocity-bin frequencies, the bigram's given the
+  previous note's; the baselines predict the training-mean step and duration);
 - `FrameScores`: frame NLL (binary cross-entropy summed over the keys, averaged over every target frame,
   in nats: the benchmark literature's NLL) and frame accuracy (TP / (TP + FP + FN) over all frames, Bay et
   al. 2009, the prediction thresholded), beside every key on with its training-split frequency.
@@ -47,9 +48,13 @@ class MetricOptions:
 class _NoteAccumulators(torch.nn.Module):
     """The accumulators of one stage for one predictor (the model or a baseline)."""
 
-    def __init__(self, top_k: int):
+    def __init__(self, top_k: int, velocity_bins: int = 0):
         super().__init__()
         self.top_k = top_k
+        if velocity_bins:
+            self.velocity_acc = MulticlassAccuracy(velocity_bins, top_k=1, average="micro")
+            self.velocity_nll = MeanMetric()
+        self.has_velocity = bool(velocity_bins)
         self.acc_top1 = MulticlassAccuracy(NUM_PITCHES, top_k=1, average="micro")
         self.acc_topk = MulticlassAccuracy(NUM_PITCHES, top_k=top_k, average="micro")
         self.nll = MeanMetric()
@@ -72,6 +77,10 @@ class _NoteAccumulators(torch.nn.Module):
             self.duration_nll.update(duration_nll)
             self.has_timing_nll = True
 
+    def update_velocity(self, logits, nll, target) -> None:
+        self.velocity_acc.update(logits, target)
+        self.velocity_nll.update(nll)
+
     def compute(self, prefix: str) -> dict[str, torch.Tensor]:
         nll = self.nll.compute()
         values = {
@@ -85,6 +94,11 @@ class _NoteAccumulators(torch.nn.Module):
         if self.has_timing_nll:
             values[f"{prefix}step_perplexity"] = torch.exp(self.step_nll.compute())
             values[f"{prefix}duration_perplexity"] = torch.exp(self.duration_nll.compute())
+        if self.has_velocity and self.velocity_nll.update_count:
+            velocity_nll = self.velocity_nll.compute()
+            values[f"{prefix}velocity_acc"] = self.velocity_acc.compute()
+            values[f"{prefix}velocity_nll"] = velocity_nll
+            values[f"{prefix}velocity_perplexity"] = torch.exp(velocity_nll)
         return values
 
     def reset(self) -> None:
@@ -102,13 +116,16 @@ def smoothed_log_probs(counts: np.ndarray, k: float) -> np.ndarray:
 
 class NoteScores:
     """`{split}/pitch_acc_top1`, `pitch_acc_top{k}`, `pitch_nll`, `pitch_perplexity`, `step_mse`,
-    `duration_mse` (and `step_perplexity`, `duration_perplexity` for categorical timing) and, for val and test,
-    the same for two baselines fitted on the training split (`datamodule.train_statistics()`), scored on the
-    very same targets: `unigram_*` (pitch frequencies; its top-1 is "always the most frequent pitch") and
-    `bigram_*` (P(pitch | previous pitch)), both predicting the training-mean step and duration."""
+    `duration_mse` (and `step_perplexity`, `duration_perplexity` for categorical timing; `velocity_acc`,
+    `velocity_nll`, `velocity_perplexity` with `velocity_bins`) and, for val and test, the same for two
+    baselines fitted on the training split (`datamodule.train_statistics()`), scored on the very same targets:
+    `unigram_*` (pitch and velocity-bin frequencies; its top-1 is "always the most frequent pitch") and
+    `bigram_*` (P(pitch | previous pitch), P(velocity bin | previous note's bin)), both predicting the
+    training-mean step and duration."""
 
-    def __init__(self, options: MetricOptions, datamodule=None, device=None):
-        self.scores = {split: _NoteAccumulators(options.top_k).to(device) for split in SPLITS}
+    def __init__(self, options: MetricOptions, datamodule=None, device=None, velocity_bins: int = 0):
+        self.velocity_bins = velocity_bins
+        self.scores = {split: _NoteAccumulators(options.top_k, velocity_bins).to(device) for split in SPLITS}
         self.baseline_scores: dict[str, dict[str, _NoteAccumulators]] = {}
         self.baseline_log_probs: dict[str, torch.Tensor] = {}
         self.step_mean = self.duration_mean = 0.0
@@ -120,9 +137,17 @@ class NoteScores:
                 for name, counts in (("unigram", "pitch_counts"), ("bigram", "bigram_counts"))
             }
             self.step_mean, self.duration_mean = stats["step_mean"], stats["duration_mean"]
+            if velocity_bins:  # the statistics count MIDI velocities 0..127: sum them into the model's bins
+                width = 128 // velocity_bins
+                unigram = stats["velocity_counts"].reshape(velocity_bins, width).sum(axis=1)
+                bigram = stats["velocity_bigram_counts"].reshape(velocity_bins, width, velocity_bins, width).sum(axis=(1, 3))
+                self.velocity_log_probs = {
+                    name: torch.tensor(smoothed_log_probs(counts, k), dtype=torch.float32, device=device)
+                    for name, counts in (("unigram", unigram), ("bigram", bigram))
+                }
             for split in BASELINE_SPLITS:
                 self.baseline_scores[split] = {
-                    name: _NoteAccumulators(options.top_k).to(device) for name in self.baseline_log_probs
+                    name: _NoteAccumulators(options.top_k, velocity_bins).to(device) for name in self.baseline_log_probs
                 }
 
     def update(self, split: str, o: dict) -> None:
@@ -132,6 +157,8 @@ class NoteScores:
             o["pitch_logits"], o["pitch_nll"], o["pitch_target"], o["step"], o["step_target"], o["duration"],
             o["duration_target"], o.get("step_nll"), o.get("duration_nll"),
         )  # fmt: skip
+        if self.velocity_bins:
+            self.scores[split].update_velocity(o["velocity_logits"], o["velocity_nll"], o["velocity_target"])
         baselines = self.baseline_scores.get(split)
         if not baselines:  # training batches: no baselines, so no per-batch work for them
             return
@@ -143,6 +170,12 @@ class NoteScores:
             log_probs = table.expand(len(target), -1) if name == "unigram" else table[o["previous_pitch"]]
             nll = -log_probs.gather(1, target.unsqueeze(1)).squeeze(1)
             scores.update(log_probs, nll, target, mean_step, o["step_target"], mean_duration, o["duration_target"])
+            if self.velocity_bins:
+                table = self.velocity_log_probs[name].to(target.device)
+                velocity = o["velocity_target"]
+                log_probs = table.expand(len(velocity), -1) if name == "unigram" else table[o["previous_velocity"]]
+                nll = -log_probs.gather(1, velocity.unsqueeze(1)).squeeze(1)
+                scores.update_velocity(log_probs, nll, velocity)
 
     def compute(self, split: str) -> dict[str, torch.Tensor]:
         """The epoch's values (none when no batch was seen), then a fresh start."""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from musicrnn.nets.heads import BernoulliKeys, NADEKeys, NoteHeads
 from musicrnn.nets.note_lstm import NoteLSTM, NoteLSTMConfig
 from musicrnn.nets.pianoroll_rnn import PianoRollRNN, PianoRollRNNConfig
-from musicrnn.representations.notes import NoteEvents
+from musicrnn.representations.notes import VELOCITY_BINS, NoteEvents
 from musicrnn.representations.pianoroll import PIANO_KEYS, PIANO_LOWEST_PITCH, PianoRoll
 from musicrnn.training.module import OptimizerSettings, SequenceModel
 
@@ -33,20 +33,26 @@ def note_lstm(
     timing_head: str = "regression",
     timing_classes: int = 101,
     timing_resolution: float = 0.02,
+    velocity: bool = False,
+    velocity_bins: int = VELOCITY_BINS,
+    velocity_loss_weight: float = 1.0,
 ) -> SequenceModel:
-    """Next-note model over (pitch, step, duration) events: `NoteLSTM` with `NoteHeads`. A batch is
-    (batch, seq_len + 1, 3) windows: rows 0..seq_len-1 are read, rows 1..seq_len are the targets."""
+    """Next-note model over (pitch, step, duration[, velocity]) events: `NoteLSTM` with `NoteHeads`. A batch
+    is (batch, seq_len + 1, features) windows: rows 0..seq_len-1 are read, rows 1..seq_len are the targets.
+    `velocity` defaults to False here, so that checkpoints written before it existed rebuild as they were;
+    `conf/model/note_lstm.yaml` turns it on."""
     settings = dict(locals())
-    representation = NoteEvents(time_unit)
+    representation = NoteEvents(time_unit, velocity)
     head = NoteHeads(
         pitch_loss_weight, step_loss_weight, duration_loss_weight, negative_penalty, train_positions,
-        timing_head, timing_classes, timing_resolution,
+        timing_head, timing_classes, timing_resolution, velocity, velocity_bins, velocity_loss_weight,
     )  # fmt: skip
     net = NoteLSTM(
         NoteLSTMConfig(
             hidden_size, num_layers, dropout, dense_size,
             pitch_embedding_dim=pitch_embedding_dim, timing_input=timing_input, timing_head=timing_head,
-            timing_classes=timing_classes, timing_resolution=timing_resolution,
+            timing_classes=timing_classes, timing_resolution=timing_resolution, velocity=velocity,
+            velocity_bins=velocity_bins,
         )
     )  # fmt: skip
     return SequenceModel("note_lstm", settings, net, head, representation, OptimizerSettings(learning_rate))
