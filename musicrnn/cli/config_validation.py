@@ -32,6 +32,7 @@ class ConfigError(MusicrnnError):
 
 Rule = tuple[Callable[[Any], bool], str]
 _int_at_least = lambda low: (lambda v: v >= low, f"allowed: an integer >= {low}")  # noqa: E731
+_whole_at_least = lambda low: (lambda v: isinstance(v, int) and v >= low, f"allowed: an integer >= {low}")  # noqa: E731
 _positive = (lambda v: v > 0, "allowed: a number > 0")
 _fraction = (lambda v: 0 <= v < 1, "allowed: a number in [0, 1)")
 
@@ -61,6 +62,13 @@ GENERATION_RANGES: dict[str, Rule] = {
     "timing_temperature": (lambda v: v > 0, "allowed: a number > 0, or null (= temperature)"),
     "top_p": (lambda v: 0 < v <= 1, "allowed: a number in (0, 1], or null"),
     "top_k": _int_at_least(1),
+    "velocity_temperature": (lambda v: v > 0, "allowed: a number > 0, or null (= temperature)"),
+    "repetition_penalty": (lambda v: v > 0, "allowed: a number > 0 (1 = no penalty, > 1 discourages repeats)"),
+    "repetition_window": _whole_at_least(1),
+    "no_repeat_ngram": _whole_at_least(0),
+    "beam_size": _whole_at_least(1),
+    "branch_factor": _whole_at_least(1),
+    "steps_per_iteration": _whole_at_least(1),
     "num_notes": _int_at_least(1),
     "num_frames": _int_at_least(1),
     "num_samples": _int_at_least(1),

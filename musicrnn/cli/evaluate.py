@@ -21,17 +21,20 @@ from omegaconf import DictConfig, OmegaConf
 from musicrnn.cli.conf_dir import CONFIG_DIR
 from musicrnn.cli.config_validation import validate_generation
 from musicrnn.cli.errors import errors_as_one_line, run_hydra_cli
-from musicrnn.cli.generate import LENGTH_SETTINGS
+from musicrnn.cli.generate import LENGTH_SETTINGS, sampling_from
 from musicrnn.cli.train import checkpoints_of, route_lightning_logs, test
 from musicrnn.errors import MusicrnnError, one_line
 from musicrnn.evaluation import figures
-from musicrnn.evaluation.musical import mean_metrics
+from musicrnn.evaluation.likelihood import log_likelihood_per_step
+from musicrnn.evaluation.musical import VELOCITY_HISTOGRAM_WIDTH, mean_metrics, velocity_histogram
 from musicrnn.evaluation.novelty import novelty_summary
+from musicrnn.evaluation.repetition import mean_repetition, summarise
 from musicrnn.evaluation.report import markdown_report, write_metrics_json
 from musicrnn.evaluation.samples import read_samples
 from musicrnn.evaluation.voicing import voicing
 from musicrnn.evaluation.yang_lerch import yang_lerch
 from musicrnn.generation.samples import sample_checkpoint
+from musicrnn.generation.sampling import BeamSearch
 from musicrnn.midi.audio import AudioUnavailable, audio_unavailable_reason, render_wav
 from musicrnn.nets.heads import SamplingSettings
 
@@ -40,8 +43,9 @@ MIN_HELD_OUT = 8
 
 
 def generate_samples(
-    module, folder: Path, *, num_samples: int, length: int, settings: SamplingSettings, seed
-) -> list[Path]:
+    module, folder: Path, *, num_samples: int, length: int, settings: SamplingSettings, seed,
+    beam: BeamSearch = BeamSearch(),
+) -> list[Path]:  # fmt: skip
     """`num_samples` samples spread over the checkpoint's held-out primers (one batch per primer)."""
     primers = max(1, min(len(module.primers), num_samples))
     paths: list[Path] = []
@@ -55,6 +59,7 @@ def generate_samples(
             num_samples=count,
             settings=settings,
             seed=None if seed is None else seed + index,
+            beam=beam,
         )
         if count == 1:  # one sample is written without a number: name it like the others
             written = [written[0].replace(written[0].with_name(f"primer{index}_00.mid"))]
@@ -83,13 +88,15 @@ def evaluate(cfg: DictConfig) -> dict:
     unit = f"{length_setting} {representation.step_noun} ({'; '.join(others)})"
     print(f"musicrnn-evaluate: generating {cfg.num_samples} samples of {length} {unit}", flush=True)
 
+    sampling, beam = sampling_from(OmegaConf.to_container(cfg, resolve=True))
     sample_paths = generate_samples(
         module,
         output_dir / "samples",
         num_samples=int(cfg.num_samples),
         length=length,
-        settings=SamplingSettings(float(cfg.temperature), cfg.top_k, cfg.top_p),
+        settings=sampling,
         seed=cfg.seed,
+        beam=beam,
     )
     sample_paths, generated = read_samples(sample_paths)
     if not generated:
@@ -127,6 +134,7 @@ def evaluate(cfg: DictConfig) -> dict:
             "length": length,
             "length_unit": representation.step_noun,
             "temperature": float(cfg.temperature),
+            "sampling": {**vars(sampling), **vars(beam)},
             "seed": cfg.seed,
             "num_primers": max(1, min(len(module.primers), int(cfg.num_samples))),
             "scale": f"{['C', 'C#', 'D', 'Eb', 'E', 'F', 'F#', 'G', 'Ab', 'A', 'Bb', 'B'][scale['scale_root'] % 12]} {scale['scale_mode']}",
@@ -134,6 +142,18 @@ def evaluate(cfg: DictConfig) -> dict:
         "test": {k[len("test/") :]: v for k, v in test_metrics.items() if k.startswith("test/")},
         "novelty": {"generated": novelty_summary(generated, training), "held_out": novelty_summary(held_out, training)},
         "musical": {"generated": mean_metrics(generated, **scale), "held_out": mean_metrics(held_out, **scale)},
+        "repetition": {"generated": mean_repetition(generated), "held_out": mean_repetition(held_out)},
+        "log_likelihood": {
+            name: summarise([{"per_step": v} for v in log_likelihood_per_step(module, pieces)], ["per_step"])[
+                "per_step"
+            ]
+            for name, pieces in (("generated", generated), ("held_out", held_out))
+        },
+        "velocity": {
+            "width": VELOCITY_HISTOGRAM_WIDTH,
+            "generated": velocity_histogram(generated),
+            "held_out": velocity_histogram(held_out),
+        },
         # On the model's own grid where it has one (piano rolls), else on sixteenths.
         "voicing": {
             "steps_per_quarter": grid,
@@ -144,7 +164,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "samples": [p.relative_to(output_dir).as_posix() for p in sample_paths],
     }
     results["figures"] = write_figures(
-        output_dir, generated, training, checkpoints[0] if len(checkpoints) == 1 else None
+        output_dir, generated, training, checkpoints[0] if len(checkpoints) == 1 else None, results["velocity"]
     )
     results["audio"] = render_samples(output_dir, sample_paths[: int(cfg.audio_samples)])
 
@@ -155,8 +175,9 @@ def evaluate(cfg: DictConfig) -> dict:
 
 
 def write_figures(
-    output_dir: Path, generated: list[np.ndarray], training: list[np.ndarray], checkpoint: str | None
-) -> dict[str, str]:
+    output_dir: Path, generated: list[np.ndarray], training: list[np.ndarray], checkpoint: str | None,
+    velocity: dict | None = None,
+) -> dict[str, str]:  # fmt: skip
     folder = output_dir / "figures"
     written = {
         "First 100 notes of sample 0": figures.save(
@@ -167,6 +188,11 @@ def write_figures(
             figures.histograms_figure(generated, training), folder / "histograms.png"
         ),
     }
+    if velocity is not None:
+        histograms = {"generated": velocity["generated"], "held-out real": velocity["held_out"]}
+        written["Velocity: generated beside held-out real"] = figures.save(
+            figures.velocity_figure(histograms, velocity["width"]), folder / "velocity.png"
+        )
     run_logs = Path(checkpoint).resolve().parent.parent / "tensorboard" if checkpoint else None
     if run_logs is None:
         log.info(

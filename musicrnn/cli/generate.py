@@ -3,6 +3,7 @@
 musicrnn-generate ckpt_path=PATH num_notes=300 temperature=1.0 primer=some.mid output=out.mid
 musicrnn-generate ckpt_path=PIANOROLL.ckpt num_frames=64 temperature=0.8
 musicrnn-generate ckpt_path=[a.ckpt,b.ckpt,c.ckpt]       # an ensemble: the members' mean probabilities
+musicrnn-generate ckpt_path=PATH repetition_penalty=1.2 beam_size=4 branch_factor=2   # repetition control, beam
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from musicrnn.cli.config_validation import validate_generation, validate_known_k
 from musicrnn.cli.errors import errors_as_one_line, run_hydra_cli
 from musicrnn.errors import MusicrnnError
 from musicrnn.generation.samples import sample_checkpoint
+from musicrnn.generation.sampling import BeamSearch
 from musicrnn.nets.heads import SamplingSettings
 from musicrnn.training.ensemble import load_model
 
@@ -29,7 +31,28 @@ log = logging.getLogger(__name__)
 LENGTH_SETTINGS = ("num_notes", "num_frames")
 PRIMER_SETTINGS = ("primer_notes", "primer_frames")
 # Sampling settings some output distributions honour and others not (`sampling_options`).
-SAMPLING_SETTINGS = ("temperature", "top_k", "top_p", "timing_temperature")
+SAMPLING_SETTINGS = (
+    "temperature", "top_k", "top_p", "timing_temperature", "velocity_temperature", "repetition_penalty",
+    "repetition_window", "no_repeat_ngram",
+)  # fmt: skip
+BEAM_SETTINGS = ("beam_size", "branch_factor", "steps_per_iteration")  # every model's (any head has a likelihood)
+
+
+def sampling_from(settings: dict) -> tuple[SamplingSettings, BeamSearch]:
+    """The sampling and beam-search settings of a plain generate/evaluate config (greedy: temperature 0)."""
+    greedy = settings.get("greedy")
+    sampling = SamplingSettings(
+        temperature=0.0 if greedy else float(settings["temperature"]),
+        top_k=settings.get("top_k"),
+        top_p=settings.get("top_p"),
+        timing_temperature=settings.get("timing_temperature"),
+        velocity_temperature=settings.get("velocity_temperature"),
+        repetition_penalty=float(settings.get("repetition_penalty", 1.0)),
+        repetition_window=int(settings.get("repetition_window", 16)),
+        no_repeat_ngram=int(settings.get("no_repeat_ngram", 0)),
+    )
+    beam = BeamSearch(*(int(settings.get(name, 1)) for name in BEAM_SETTINGS))
+    return sampling, beam
 
 
 def refused_settings(module) -> dict[str, str | None]:
@@ -64,6 +87,7 @@ def generate(cfg: DictConfig, overridden: Sequence[str] = ()) -> list[Path]:
             )
     representation = module.representation
     length = int(settings[representation.length_setting])
+    sampling, beam = sampling_from(settings)
     paths = sample_checkpoint(
         module,
         settings["output"],
@@ -72,12 +96,8 @@ def generate(cfg: DictConfig, overridden: Sequence[str] = ()) -> list[Path]:
         primer_index=int(settings["primer_index"]),
         primer_length=int(settings[representation.primer_setting]),
         num_samples=int(settings["num_samples"]),
-        settings=SamplingSettings(
-            temperature=0.0 if settings.get("greedy") else float(settings["temperature"]),
-            top_k=settings["top_k"],
-            top_p=settings["top_p"],
-            timing_temperature=settings["timing_temperature"],
-        ),
+        settings=sampling,
+        beam=beam,
         include_primer=bool(settings["include_primer"]),
         seed=settings["seed"],
     )

@@ -188,6 +188,7 @@ class NoteSequenceDataModule(SequenceDataModule):
         pitch = events[:, PITCH].astype(np.int64)
         follows = np.ones(len(pitch), dtype=bool)
         follows[offsets[:-1]] = False  # a piece's first note follows nothing
+
         def counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             bigrams = np.zeros((NUM_PITCHES, NUM_PITCHES), dtype=np.float64)
             np.add.at(bigrams, (values[:-1][follows[1:]], values[1:][follows[1:]]), 1.0)

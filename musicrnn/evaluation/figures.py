@@ -70,6 +70,21 @@ def histograms_figure(
     return figure
 
 
+def velocity_figure(histograms: dict[str, Sequence[float]], width: int) -> plt.Figure:
+    """Bars of the share of notes in each velocity range, one colour per set (generated, held-out real)."""
+    figure, axes = plt.subplots(figsize=(8, 3.5))
+    bars = len(next(iter(histograms.values())))
+    offsets = np.linspace(-0.2, 0.2, len(histograms))
+    for offset, (label, shares), colour in zip(offsets, histograms.items(), ("tab:orange", "tab:blue")):
+        axes.bar(np.arange(bars) + offset, shares, width=0.4, label=label, color=colour, alpha=0.8)
+    axes.set_xticks(range(bars), [f"{i * width}" for i in range(bars)], rotation=45)
+    axes.set_xlabel(f"MIDI velocity (bars of {width})")
+    axes.set_ylabel("share of notes")
+    axes.legend()
+    figure.tight_layout()
+    return figure
+
+
 def read_scalars(event_dir: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every scalar series in a TensorBoard log folder: {tag: (steps, values)}."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -76,3 +76,13 @@ def mean_metrics(pieces: Sequence[np.ndarray], **scale) -> dict[str, dict[str, f
             "std": float(values.std()) if len(values) else float("nan"),
         }
     return summary
+
+
+VELOCITY_HISTOGRAM_WIDTH = 8  # velocities per bar of the velocity histogram (16 bars over 0..127)
+
+
+def velocity_histogram(pieces: Sequence[np.ndarray], width: int = VELOCITY_HISTOGRAM_WIDTH) -> list[float]:
+    """Share of all the pieces' notes in each range of `width` MIDI velocities (0..width-1, ...)."""
+    velocities = np.concatenate([np.asarray(p["velocity"], dtype=np.int64) for p in pieces]) if pieces else []
+    counts = np.bincount(np.clip(velocities, 0, 127) // width, minlength=128 // width).astype(np.float64)
+    return (counts / max(counts.sum(), 1.0)).tolist()

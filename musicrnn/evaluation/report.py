@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from musicrnn.evaluation import likelihood, repetition
 from musicrnn.evaluation.musical import METRICS
 
 
@@ -23,6 +24,23 @@ def write_metrics_json(results: dict, path: str | os.PathLike) -> Path:
     return path
 
 
+def _sampling_note(setup: dict) -> str:
+    """The sampling settings that differ from plain sampling, as ', name value' pairs."""
+    plain = {"repetition_penalty": 1.0, "no_repeat_ngram": 0, "beam_size": 1, "branch_factor": 1}
+    sampling = setup.get("sampling", {})
+    changed = [name for name, value in plain.items() if sampling.get(name, value) != value]
+    if sampling.get("repetition_penalty", 1.0) != 1.0 or sampling.get("no_repeat_ngram", 0):
+        changed.append("repetition_window")
+    if sampling.get("beam_size", 1) * sampling.get("branch_factor", 1) > 1:
+        changed.append("steps_per_iteration")
+    changed += [
+        name
+        for name in ("top_k", "top_p", "timing_temperature", "velocity_temperature")
+        if sampling.get(name) is not None
+    ]
+    return "".join(f", {name} {sampling[name]}" for name in changed)
+
+
 def markdown_report(results: dict) -> str:
     setup = results["setup"]
     lines = ["# musicrnn evaluation", ""]
@@ -33,7 +51,7 @@ def markdown_report(results: dict) -> str:
     ]
     lines += [
         f"- samples: {setup['samples_written']} of {setup['num_samples']} requested, {setup['length']} {setup['length_unit']} each "
-        f"(temperature {setup['temperature']}, seed {setup['seed']}), primed with {setup['num_primers']} held-out pieces",
+        f"(temperature {setup['temperature']}, seed {setup['seed']}{_sampling_note(setup)}), primed with {setup['num_primers']} held-out pieces",
         f"- held-out real music is cut to {setup['held_out_cut']}, since counts and ranges grow with length",
         "",
     ]
@@ -73,6 +91,38 @@ def markdown_report(results: dict) -> str:
             f"| {name} | {_fmt(g['mean'], 3)} ± {_fmt(g['std'], 3)} | {_fmt(r['mean'], 3)} ± {_fmt(r['std'], 3)} |"
         )
     lines.append("")
+
+    repeats = results.get("repetition")
+    if repeats:
+        lines += [
+            "## Repetition and structure",
+            "",
+            "Mean ± standard deviation over pieces. Notes are ordered by onset, then pitch.",
+            "",
+        ]
+        lines += [f"- **{name}**: {definition}." for name, definition in repetition.DEFINITIONS.items()]
+        lines += [f"- **log_likelihood_per_step**: {likelihood.DEFINITION}.", ""]
+        lines += ["| measure | generated | held-out real |", "|---|---|---|"]
+        rows = dict(repeats["generated"]), dict(repeats["held_out"])
+        if results.get("log_likelihood"):
+            rows[0]["log_likelihood_per_step"] = results["log_likelihood"]["generated"]
+            rows[1]["log_likelihood_per_step"] = results["log_likelihood"]["held_out"]
+        for name in rows[0]:
+            g, r = rows[0][name], rows[1][name]
+            lines.append(
+                f"| {name} | {_fmt(g['mean'], 3)} ± {_fmt(g['std'], 3)} | {_fmt(r['mean'], 3)} ± {_fmt(r['std'], 3)} |"
+            )
+        lines.append("")
+
+    velocity = results.get("velocity")
+    if velocity:
+        width = velocity["width"]
+        lines += ["## Velocity", "", "Share of notes in each range of MIDI velocities.", ""]
+        lines += ["| velocity | generated | held-out real |", "|---|---|---|"]
+        for i, (g, r) in enumerate(zip(velocity["generated"], velocity["held_out"])):
+            if g or r:
+                lines.append(f"| {i * width}-{i * width + width - 1} | {_fmt(g, 3)} | {_fmt(r, 3)} |")
+        lines.append("")
 
     voicing = results.get("voicing")
     if voicing:

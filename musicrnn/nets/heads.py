@@ -299,7 +299,9 @@ class NoteHeads:
                 timing = sample_class(logits[:, -1], timing_temperature, uniform=uniforms[index, column])
                 row[:, column] = dequantise_time(timing.float(), self.timing_resolution)
         if self.velocity:
-            temperature = settings.temperature if settings.velocity_temperature is None else settings.velocity_temperature
+            temperature = (
+                settings.temperature if settings.velocity_temperature is None else settings.velocity_temperature
+            )
             classes = sample_class(output.velocity_logits[:, -1], temperature, uniform=uniforms[index, VELOCITY])
             row[:, VELOCITY] = bin_velocity(classes, self.velocity_bins).float()
         return row
@@ -311,7 +313,9 @@ class NoteHeads:
         def class_log_prob(logits, classes):
             return torch.log_softmax(logits.float(), dim=-1).gather(-1, classes.unsqueeze(-1)).squeeze(-1)
 
-        total = class_log_prob(output.pitch_logits, steps[..., PITCH].long().clamp(0, output.pitch_logits.shape[-1] - 1))
+        total = class_log_prob(
+            output.pitch_logits, steps[..., PITCH].long().clamp(0, output.pitch_logits.shape[-1] - 1)
+        )
         for column, name in ((STEP, "step"), (DURATION, "duration")):
             logits = getattr(output, f"{name}_logits")
             if logits is not None:

@@ -95,7 +95,14 @@ class NoteLSTM(nn.Module):
     """
 
     # What ensemble members must share: the meaning of inputs and outputs, and the layout to run batched.
-    ensemble_meaning = ("timing_head", "timing_classes", "timing_resolution", "timing_input", "velocity", "velocity_bins")
+    ensemble_meaning = (
+        "timing_head",
+        "timing_classes",
+        "timing_resolution",
+        "timing_input",
+        "velocity",
+        "velocity_bins",
+    )
     ensemble_layout = ("hidden_size", "num_layers", "pitch_embedding_dim", "dense_size")
 
     @staticmethod

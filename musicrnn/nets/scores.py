@@ -140,7 +140,9 @@ class NoteScores:
             if velocity_bins:  # the statistics count MIDI velocities 0..127: sum them into the model's bins
                 width = 128 // velocity_bins
                 unigram = stats["velocity_counts"].reshape(velocity_bins, width).sum(axis=1)
-                bigram = stats["velocity_bigram_counts"].reshape(velocity_bins, width, velocity_bins, width).sum(axis=(1, 3))
+                bigram = (
+                    stats["velocity_bigram_counts"].reshape(velocity_bins, width, velocity_bins, width).sum(axis=(1, 3))
+                )
                 self.velocity_log_probs = {
                     name: torch.tensor(smoothed_log_probs(counts, k), dtype=torch.float32, device=device)
                     for name, counts in (("unigram", unigram), ("bigram", bigram))
