@@ -119,6 +119,19 @@ def test_a_zero_network_scores_ln_32_per_velocity_on_real_songs(tmp_path):
     assert metrics["test/unigram_velocity_nll"] < math.log(32) - 0.2
 
 
+def test_the_velocity_head_starts_at_the_unigram_baseline(tmp_path):
+    data = NoteSequenceDataModule(
+        str(pop909_folder(tmp_path)), seq_len=32, velocity=True, cache_dir=str(tmp_path / "c")
+    )
+    data.setup()
+    model = note_lstm(hidden_size=8, num_layers=1, dense_size=0, velocity=True, timing_head="categorical")
+    with torch.no_grad():
+        model.net.velocity_head.weight.zero_()  # the bias alone: what `prepare` sets
+    model.head.prepare(model.net, data)
+    metrics = metrics_after_testing(model, data, Metrics())
+    assert metrics["test/velocity_nll"] == pytest.approx(metrics["test/unigram_velocity_nll"], abs=1e-5)
+
+
 def test_the_velocity_temperature_is_honoured_and_samples_carry_their_velocities(tmp_path):
     torch.manual_seed(0)
     model = note_lstm(hidden_size=16, num_layers=1, dense_size=0, velocity=True, timing_head="categorical").eval()
@@ -174,4 +187,5 @@ def test_a_trained_model_beats_both_velocity_baselines_on_pop909(tmp_path):
     )  # fmt: skip
     quiet_trainer(max_epochs=4, enable_checkpointing=False).fit(model, datamodule=data)
     metrics = metrics_after_testing(model, data, Metrics())
+    print({k: v for k, v in metrics.items() if "velocity" in k})
     assert metrics["test/velocity_nll"] < metrics["test/bigram_velocity_nll"] < metrics["test/unigram_velocity_nll"]

@@ -72,6 +72,7 @@ def main() -> None:
     results["lightning_training"] = run_one("lightning_training", train, in_process=args.quick)
     results["generation"] = run_one("generation", common, in_process=args.quick)
     results["ensemble_generation"] = run_one("ensemble_generation", common, in_process=args.quick)
+    results["controlled_generation"] = run_one("controlled_generation", common, in_process=args.quick)
     if args.jsb and Path(args.jsb).is_file():
         for output in ("bernoulli", "nade"):
             results[f"pianoroll_training_{output}"] = run_one(
@@ -123,6 +124,18 @@ def table(r: dict, flops_per_step: float) -> list[dict]:
         ("ensemble generation, torch loop: time of K=5 / one model", ens["torch_loop_ensemble5_ratio"], None),
         ("ensemble generation, torch loop: K=5 (notes/s)", ens["torch_loop_ensemble5_notes_per_s"], None),
     ]
+    control = r.get("controlled_generation")
+    if control:
+        rows += [
+            ("default note_lstm, batch 1, torch loop: sampling (notes/s)", control["plain_notes_per_s"], None),
+            ("default note_lstm, batch 1: repetition_penalty=1.2 (notes/s)", control["penalty_notes_per_s"], None),
+            (
+                "default note_lstm, batch 1: beam search 4 x 2 (notes of the result/s)",
+                control["beam_4x2_notes_per_s"],
+                None,
+            ),
+            ("default note_lstm: time of beam 4 x 2 / sampling", control["beam_4x2_cost"], None),
+        ]
     for output, what in (("bernoulli", "independent keys"), ("nade", "RNN-NADE")):
         if f"pianoroll_training_{output}" in r:
             roll = r[f"pianoroll_training_{output}"]

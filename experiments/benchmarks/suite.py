@@ -323,6 +323,48 @@ def ensemble_generation(quick: bool = False) -> dict:
     return results
 
 
+def default_note_model():
+    """The shipped default note model (conf/model/note_lstm.yaml's settings), untrained, in eval mode."""
+    from omegaconf import OmegaConf
+
+    from musicrnn.cli.conf_dir import CONFIG_DIR
+    from musicrnn.training.models import note_lstm
+
+    settings = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "model" / "note_lstm.yaml").model)
+    settings.pop("_target_")
+    settings["time_unit"] = "seconds"
+    torch.manual_seed(0)
+    return note_lstm(**settings).eval()
+
+
+def controlled_generation(quick: bool = False) -> dict:
+    """Notes per second of the default note_lstm (velocity, categorical timing: the torch loop) at batch 1:
+    plain sampling, with a repetition penalty, and the best of a beam search of 4 x 2 (notes of the result
+    per second)."""
+    from musicrnn.generation.sampling import BeamSearch, generate_steps
+    from musicrnn.nets.heads import SamplingSettings
+
+    module = default_note_model()
+    primer = np.zeros((25, 4), dtype=np.float32)
+    primer[:, 0], primer[:, 1], primer[:, 2], primer[:, 3] = np.arange(25) % 12 + 60, 0.25, 0.25, 80
+    notes = 32 if quick else 256
+    repeats = 2 if quick else 5
+    runs = {
+        "plain": (SamplingSettings(), BeamSearch()),
+        "penalty": (SamplingSettings(repetition_penalty=1.2), BeamSearch()),
+        "beam_4x2": (SamplingSettings(), BeamSearch(4, 2, 1)),
+    }
+    results = {}
+    for name, (settings, beam) in runs.items():
+        seconds = median_seconds(
+            lambda: generate_steps(module.net, module.head, primer, notes, settings=settings, seed=0, beam=beam),
+            repeats,
+        )
+        results[f"{name}_notes_per_s"] = notes / seconds
+    results["beam_4x2_cost"] = results["plain_notes_per_s"] / results["beam_4x2_notes_per_s"]
+    return results
+
+
 def data_preparation(corpus: str, workers: int) -> dict:
     """Parse a MIDI folder into a fresh cache with `workers` processes, then reload it from the cache."""
     from musicrnn.data.corpus import prepare_corpus
@@ -344,6 +386,7 @@ MEASUREMENTS: dict[str, Callable[..., dict]] = {
     "lightning_training": lightning_training,
     "generation": generation,
     "ensemble_generation": ensemble_generation,
+    "controlled_generation": controlled_generation,
     "pianoroll_training": pianoroll_training,
 }
 

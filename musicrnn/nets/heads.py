@@ -332,7 +332,16 @@ class NoteHeads:
         return steps
 
     def prepare(self, net, datamodule) -> None:
-        pass
+        """With velocity: start the velocity head's bias at the log-frequencies of the training split's bins,
+        so that training starts from the unigram baseline instead of spending its first steps (and the
+        shared layers' gradients) on which bins exist at all; on a corpus at one velocity, such as music21's
+        chorales, the velocity loss then starts near 0 and leaves the rest of the model as it was."""
+        if not self.velocity or not hasattr(datamodule, "train_statistics"):
+            return
+        counts = datamodule.train_statistics()["velocity_counts"]
+        bins = np.asarray(counts, dtype=np.float64).reshape(self.velocity_bins, -1).sum(axis=1)
+        with torch.no_grad():
+            net.velocity_head.bias.copy_(torch.log(torch.as_tensor((bins + 0.1) / (bins + 0.1).sum())))
 
     def scorer(self, net, options, datamodule, device):
         from musicrnn.nets.scores import NoteScores  # torchmetrics, loaded when metrics are wanted
