@@ -85,6 +85,26 @@ def test_generate_several_samples_from_a_stored_primer_reproducibly(trained_run,
         assert len(a) == 25 and (a == b).all()
 
 
+def test_generate_with_repetition_control_and_beam_search(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    base = [f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "num_notes=40", "num_samples=2", "seed=3"]
+    controlled = [
+        "no_repeat_ngram=2",
+        "repetition_window=40",
+        "beam_size=2",
+        "branch_factor=2",
+        "steps_per_iteration=4",
+    ]
+    result = cli("musicrnn-generate", *base, *controlled, "output=c/gen.mid", cwd=tmp_path)
+    assert result.stdout.count("40 generated notes") == 2
+    assert all(len(read_midi(tmp_path / "c" / f"gen_{i:02d}.mid")) == 40 for i in range(2))
+    plain = cli("musicrnn-generate", *base, "beam_size=1", "branch_factor=1", "output=p/gen.mid", cwd=tmp_path)
+    default = cli("musicrnn-generate", *base, "output=d/gen.mid", cwd=tmp_path)
+    assert plain.returncode == default.returncode == 0
+    for i in range(2):  # beam 1 x 1 is plain sampling
+        assert (read_midi(tmp_path / "p" / f"gen_{i:02d}.mid") == read_midi(tmp_path / "d" / f"gen_{i:02d}.mid")).all()
+
+
 def test_last_checkpoint_is_the_last_epoch_and_resumes_from_there(session_corpus, tmp_path):
     # mode=max makes "best" the worst epoch, so best.ckpt and last.ckpt must differ.
     first = tmp_path / "first"

@@ -84,6 +84,13 @@ def test_a_seq_len_longer_than_every_piece_names_the_longest(session_corpus, tmp
         ("num_samples=0", "num_samples=0: allowed: an integer >= 1"),
         ("top_k=0", "top_k=0: allowed: an integer >= 1"),
         ("temperature=warm", "temperature='warm': allowed: a number > 0"),
+        ("repetition_penalty=0", "repetition_penalty=0: allowed: a number > 0 (1 = no penalty"),
+        ("repetition_window=0", "repetition_window=0: allowed: an integer >= 1"),
+        ("no_repeat_ngram=-1", "no_repeat_ngram=-1: allowed: an integer >= 0"),
+        ("beam_size=0", "beam_size=0: allowed: an integer >= 1"),
+        ("branch_factor=1.5", "branch_factor=1.5: allowed: an integer >= 1"),
+        ("steps_per_iteration=0", "steps_per_iteration=0: allowed: an integer >= 1"),
+        ("velocity_temperature=0", "velocity_temperature=0: allowed: a number > 0, or null"),
     ],
 )
 def test_each_generation_rule(override, expected, tmp_path):

@@ -11,6 +11,8 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from musicrnn.evaluation.musical import METRICS
+from musicrnn.evaluation.repetition import DEFINITIONS as REPETITION_DEFINITIONS
+from musicrnn.evaluation.repetition import MEASURES as REPETITION_MEASURES
 from musicrnn.evaluation.yang_lerch import FEATURES
 from musicrnn.midi.audio import audio_unavailable_reason
 from musicrnn.midi.io import read_midi
@@ -69,6 +71,10 @@ def test_evaluate_writes_the_report_metrics_figures_and_samples(run_with_samples
         f"data.path={session_corpus}",
         "num_samples=6",
         "num_notes=48",
+        "repetition_penalty=1.2",
+        "no_repeat_ngram=4",
+        "beam_size=2",
+        "branch_factor=2",
         f"output_dir={out}",
         "trainer.enable_progress_bar=false",
         cwd=tmp_path,
@@ -85,12 +91,27 @@ def test_evaluate_writes_the_report_metrics_figures_and_samples(run_with_samples
         assert set(metrics["musical"][side]) == set(METRICS)
     assert set(metrics["yang_lerch"]) == set(FEATURES)
     assert all(0 <= row["overlap_area"] <= 1.0001 for row in metrics["yang_lerch"].values())
+    sampling = metrics["setup"]["sampling"]
+    assert (sampling["repetition_penalty"], sampling["no_repeat_ngram"], sampling["beam_size"]) == (1.2, 4, 2)
+    for side in ("generated", "held_out"):
+        assert set(metrics["repetition"][side]) == set(REPETITION_MEASURES)
+        assert 0 <= metrics["repetition"][side]["repeated_4gram_share"]["mean"] <= 1
+        assert metrics["log_likelihood"][side]["mean"] < 0
+        assert abs(sum(metrics["velocity"][side]) - 1) < 1e-9
+    # The corpus written by the tests plays its melody at 90 and its chords at 70.
+    width = metrics["velocity"]["width"]
+    assert metrics["velocity"]["held_out"][90 // width] > 0 and metrics["velocity"]["held_out"][70 // width] > 0
     report = (out / "report.md").read_text()
+    assert "repetition_penalty 1.2" in report and "beam_size 2" in report
+    for name, definition in REPETITION_DEFINITIONS.items():
+        assert f"**{name}**: {definition}" in report
     for heading in (
         "## Test split",
         "## Novelty and copying",
         "## Musical statistics",
         "## Yang & Lerch",
+        "## Repetition and structure",
+        "## Velocity",
         "## Figures",
     ):
         assert heading in report
@@ -98,6 +119,7 @@ def test_evaluate_writes_the_report_metrics_figures_and_samples(run_with_samples
         "figures/first_100_notes.png",
         "figures/whole_track.png",
         "figures/histograms.png",
+        "figures/velocity.png",
         "figures/loss_curves.png",
     }
     for figure in metrics["figures"].values():
@@ -191,6 +213,8 @@ def test_evaluate_a_piano_roll_checkpoint_on_jsb_chorales(tmp_path, monkeypatch)
         "num_samples=4",
         "num_frames=32",
         "audio_samples=1",
+        "repetition_penalty=1.3",
+        "beam_size=2",
         f"output_dir={out}",
         "trainer.enable_progress_bar=false",
         cwd=tmp_path,
@@ -204,3 +228,5 @@ def test_evaluate_a_piano_roll_checkpoint_on_jsb_chorales(tmp_path, monkeypatch)
     assert metrics["setup"]["held_out_cut"] == "its first 32 beats (the samples' 32 frames)"
     assert 0 <= metrics["novelty"]["generated"]["novelty_mean"] <= 1
     assert metrics["musical"]["held_out"]["polyphony"]["mean"] > 2  # four-part chorales
+    assert metrics["setup"]["sampling"]["repetition_penalty"] == 1.3
+    assert metrics["log_likelihood"]["generated"]["mean"] < 0 and metrics["log_likelihood"]["held_out"]["mean"] < 0
