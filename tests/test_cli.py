@@ -368,6 +368,13 @@ def test_jsb_experiment_trains_tests_and_generates_from_the_piano_roll_checkpoin
         notes = read_midi(path)
         assert len(notes) > 0 and notes["pitch"].min() >= 21 and notes["pitch"].max() <= 108
         assert notes["end_beat"].max() <= 16 + 32  # the stored primer (16 frames) and 32 generated frames
+    best = f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}"
+    result = cli("musicrnn-generate", best, "num_frames=8", "no_repeat_ngram=2", cwd=tmp_path, check=False)
+    assert result.returncode == 1 and result.stderr.strip().endswith(
+        "no_repeat_ngram=2: not a setting for " + best.split("=", 1)[1] + ", a piano-roll model"
+    )
+    penalised = cli("musicrnn-generate", best, "num_frames=8", "repetition_penalty=1.5", "beam_size=2", cwd=tmp_path)
+    assert "8 generated frames" in penalised.stdout
 
 
 @pytest.mark.shared_data

@@ -103,10 +103,11 @@ def test_note_members_with_embeddings_and_categorical_timing_fuse_exactly():
         timing_input="log",
         timing_head="categorical",
         timing_classes=11,
+        velocity=True,
     )
     members = [note_lstm(hidden_size=16, **kwargs).eval() for _ in range(2)]
     ensemble = ensemble_from_modules(members)
-    events = torch.tensor([[[60, 0.0, 0.5], [64, 0.0, 0.5], [67, 0.5, 0.25], [72, 0.25, 1.0]]])
+    events = torch.tensor([[[60, 0.0, 0.5, 80], [64, 0.0, 0.5, 70], [67, 0.5, 0.25, 90], [72, 0.25, 1.0, 100]]])
     fused, _ = ensemble.net(events)
     outputs = [m.net(events)[0] for m in members]
     mean_pitch = torch.stack([torch.softmax(o.pitch_logits, -1) for o in outputs]).mean(0)
@@ -114,8 +115,10 @@ def test_note_members_with_embeddings_and_categorical_timing_fuse_exactly():
     assert torch.allclose(fused.pitch_logits.exp(), mean_pitch, atol=1e-6)
     assert torch.allclose(fused.step_logits.exp(), mean_step, atol=1e-6)
     assert torch.allclose(fused.step, mean_step @ members[0].net.timing_centres, atol=1e-6)
+    mean_velocity = torch.stack([torch.softmax(o.velocity_logits, -1) for o in outputs]).mean(0)
+    assert torch.allclose(fused.velocity_logits.exp(), mean_velocity, atol=1e-6)
     samples = generate_events(ensemble.net, events[0].numpy(), 5, num_samples=2, seed=0)
-    assert samples.shape == (2, 5, 3)
+    assert samples.shape == (2, 5, 4)
 
 
 def test_mismatched_members_are_refused_naming_the_member_and_setting():
@@ -251,6 +254,9 @@ def test_generate_cli_writes_midi_from_an_ensemble_and_train_cli_tests_one(tiny_
             timing_input="log",
             timing_head="categorical",
         ),
+        dict(
+            hidden_size=32, num_layers=2, dense_size=0, pitch_embedding_dim=8, timing_head="categorical", velocity=True
+        ),
     ],
 )
 def test_the_ensemble_stepper_generates_the_same_notes_as_the_ensemble_forward(settings, monkeypatch):
@@ -264,9 +270,9 @@ def test_the_ensemble_stepper_generates_the_same_notes_as_the_ensemble_forward(s
         members.append(note_lstm(**settings).eval())
     net = ensemble_from_modules(members).net
     rng = np.random.default_rng(0)
-    primer = np.stack(
-        [rng.integers(48, 80, 20), rng.choice([0.0, 0.25, 0.5], 20), rng.choice([0.25, 0.5, 1.0], 20)], 1
-    ).astype(np.float32)
+    columns = [rng.integers(48, 80, 20), rng.choice([0.0, 0.25, 0.5], 20), rng.choice([0.25, 0.5, 1.0], 20)]
+    columns += [rng.integers(40, 110, 20)] if settings.get("velocity") else []
+    primer = np.stack(columns, 1).astype(np.float32)
     fast = generate_events(net, primer, 120, num_samples=2, seed=3, compiled=False)
     compiled = generate_events(net, primer, 120, num_samples=2, seed=3)  # the Numba loop, where it covers the settings
     monkeypatch.setattr(NoteEnsembleNet, "stepper", lambda self: self)

@@ -180,11 +180,12 @@ def generate_events(
     compiled: bool = True,
 ) -> np.ndarray:
     """`generate_steps` for a bare note network (a `NoteLSTM` or its ensemble), with its heads' sampling:
-    (num_samples, num_notes, 3) float32 rows of pitch, step, duration."""
+    (num_samples, num_notes, 3 or 4) float32 rows of pitch, step, duration (and velocity)."""
     config = net.config
     head = NoteHeads(
-        timing_head=config.timing_head, timing_classes=config.timing_classes, timing_resolution=config.timing_resolution
-    )
+        timing_head=config.timing_head, timing_classes=config.timing_classes, timing_resolution=config.timing_resolution,
+        velocity=config.velocity, velocity_bins=config.velocity_bins,
+    )  # fmt: skip
     settings = SamplingSettings(temperature, top_k, top_p, timing_temperature)
     return generate_steps(
         net, head, primer, num_notes, num_samples=num_samples, settings=settings, seed=seed, compiled=compiled,
