@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -32,6 +33,22 @@ def test_train_writes_checkpoints_logs_and_a_sample(trained_run):
     assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / ".hydra" / "config.yaml").is_file()
     assert len(read_midi(run_dir / "samples" / "sample.mid")) == 20
+
+
+def test_a_run_without_a_progress_bar_logs_one_line_per_epoch(trained_run):
+    _, result = trained_run  # trainer.enable_progress_bar=false, 3 epochs
+    lines = [line for line in result.stdout.splitlines() if "musicrnn.progress" in line or " epoch " in line]
+    epochs = [
+        re.search(
+            r"epoch (\d+)/3: train/loss ([\d.]+), val/loss ([\d.]+) \(monitored val/loss, best ([\d.]+)\), ([\d.]+) s$",
+            line,
+        )
+        for line in lines
+    ]
+    epochs = [m for m in epochs if m]
+    assert [int(m.group(1)) for m in epochs] == [1, 2, 3]
+    for m in epochs:
+        assert float(m.group(4)) <= float(m.group(3)) + 1e-4  # the best so far is at most this epoch's
 
 
 def test_tensorboard_shows_losses_metrics_for_every_stage_and_the_learning_rate(trained_run):

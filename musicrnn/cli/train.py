@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -29,6 +30,7 @@ from musicrnn.errors import CheckpointError, MusicrnnError
 from musicrnn.generation.samples import sample_checkpoint
 from musicrnn.nets.heads import SamplingSettings
 from musicrnn.representations import REPRESENTATIONS
+from musicrnn.training.callbacks.progress import EpochProgressLine
 from musicrnn.training.callbacks.random_state import RandomStateCheckpoint
 from musicrnn.training.checkpoint import expand_checkpoints, load_module
 from musicrnn.training.checkpoint_io import SafeCheckpointIO
@@ -155,6 +157,9 @@ def _trainer(cfg: DictConfig) -> tuple[pl.Trainer, list]:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     # Always: random states in every checkpoint (an exact resume), atomic checkpoint writes and safe reads.
     callbacks.append(RandomStateCheckpoint())
+    # Where no progress bar can be read (it is off, or stdout is a file: SLURM, CI): one line per epoch.
+    if not cfg.trainer.get("enable_progress_bar", True) or not sys.stdout.isatty():
+        callbacks.append(EpochProgressLine(_monitor(cfg)))
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, _convert_="all", callbacks=callbacks, logger=loggers or False, plugins=[SafeCheckpointIO()]
     )
