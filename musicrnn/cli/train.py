@@ -159,7 +159,8 @@ def _trainer(cfg: DictConfig) -> tuple[pl.Trainer, list]:
     callbacks.append(RandomStateCheckpoint())
     # Where no progress bar can be read (it is off, or stdout is a file: SLURM, CI): one line per epoch.
     if not cfg.trainer.get("enable_progress_bar", True) or not sys.stdout.isatty():
-        callbacks.append(EpochProgressLine(_monitor(cfg)))
+        mode = OmegaConf.select(cfg, "callbacks.model_checkpoint.mode") or "min"
+        callbacks.append(EpochProgressLine(_monitor(cfg), mode))
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, _convert_="all", callbacks=callbacks, logger=loggers or False, plugins=[SafeCheckpointIO()]
     )

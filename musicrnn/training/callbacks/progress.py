@@ -16,9 +16,17 @@ class EpochProgressLine(pl.Callback):
     """At the end of every training epoch: `epoch 3/100: train/loss 2.4512, val/loss 2.5121 (monitored
     val/loss, best 2.5003), 4.6 s`. Values that were not logged this epoch (no validation) are left out."""
 
-    def __init__(self, monitor: str | None = "val/loss"):
+    def __init__(self, monitor: str | None = "val/loss", mode: str = "min"):
         self.monitor = monitor
+        self.mode = mode
+        self.best: float | None = None
         self.started = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        # A resumed run starts from the best its checkpoint callback restored.
+        restored = getattr(trainer.checkpoint_callback, "best_model_score", None)
+        if restored is not None and math.isfinite(float(restored)):
+            self.best = float(restored)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.started = time.perf_counter()
@@ -35,8 +43,11 @@ class EpochProgressLine(pl.Callback):
         if self.monitor and self.monitor in metrics:
             if self.monitor != "val/loss":
                 parts.append(f"{self.monitor} {float(metrics[self.monitor]):.4f}")
-            best = getattr(trainer.checkpoint_callback, "best_model_score", None)
-            shown = f", best {float(best):.4f}" if best is not None and math.isfinite(float(best)) else ""
+            # Tracked here: the checkpoint callback updates its best after this hook has run.
+            value = float(metrics[self.monitor])
+            if math.isfinite(value) and (self.best is None or (value < self.best) == (self.mode == "min")):
+                self.best = value
+            shown = f", best {self.best:.4f}" if self.best is not None else ""
             parts[-1] += f" (monitored {self.monitor}{shown})"
         total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
         seconds = time.perf_counter() - self.started
