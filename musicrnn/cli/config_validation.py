@@ -21,6 +21,7 @@ from typing import Any, Literal, Union
 
 from omegaconf import DictConfig, OmegaConf
 
+from musicrnn.cli import static_targets
 from musicrnn.cli.errors import missing_value_message
 from musicrnn.errors import MusicrnnError
 
@@ -109,7 +110,13 @@ def describe(hint: Any) -> str:
     return getattr(hint, "__name__", text) if not typing.get_args(hint) else text
 
 
-def _target_signature(target: str) -> tuple[dict[str, inspect.Parameter], dict[str, Any], bool]:
+def _target_signature(target: str) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """(parameter names, their annotations, takes **kwargs) of a `_target_`: read from its source without
+    importing it (`static_targets`: milliseconds, where importing would load torch and Lightning), else by
+    importing it."""
+    static = static_targets.signature(target)
+    if static is not None:
+        return dict.fromkeys(static.parameters, inspect.Parameter.empty), static.annotations, static.open_ended
     module_name, _, name = target.rpartition(".")
     cls = getattr(importlib.import_module(module_name), name)
     parameters = dict(inspect.signature(cls).parameters)
@@ -117,8 +124,9 @@ def _target_signature(target: str) -> tuple[dict[str, inspect.Parameter], dict[s
         hints = typing.get_type_hints(cls.__init__ if isinstance(cls, type) else cls)  # a class or a builder
     except Exception:  # an annotation that cannot be resolved here: check keys, not types
         hints = {}
+    hints = {key: hints.get(key, parameter.annotation) for key, parameter in parameters.items()}
     open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    return parameters, hints, open_ended
+    return {k: p for k, p in parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}, hints, open_ended
 
 
 def validate_group(name: str, node: DictConfig | None, check_types: bool = True) -> None:
@@ -138,7 +146,7 @@ def validate_group(name: str, node: DictConfig | None, check_types: bool = True)
             raise ConfigError(
                 full_key, value, f"not a setting of {values['_target_'].rpartition('.')[2]} (its settings: {settings})"
             )
-        hint = hints.get(key, parameters[key].annotation)
+        hint = hints.get(key, inspect.Parameter.empty)
         if check_types and not isinstance(hint, str) and not type_allows(value, hint):
             raise ConfigError(full_key, value, f"allowed: {describe(hint)}")
         if key in RANGES and value is not None and not isinstance(value, bool) and isinstance(value, (int, float)):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 import numpy as np
@@ -24,19 +25,12 @@ from musicrnn.cli.errors import errors_as_one_line, run_hydra_cli
 from musicrnn.cli.generate import LENGTH_SETTINGS, sampling_from
 from musicrnn.cli.train import checkpoints_of, route_lightning_logs, test
 from musicrnn.errors import MusicrnnError, one_line
-from musicrnn.evaluation import figures
-from musicrnn.evaluation.likelihood import log_likelihood_per_step
-from musicrnn.evaluation.musical import VELOCITY_HISTOGRAM_WIDTH, mean_metrics, velocity_histogram
-from musicrnn.evaluation.novelty import novelty_summary
-from musicrnn.evaluation.repetition import mean_repetition, summarise
-from musicrnn.evaluation.report import markdown_report, write_metrics_json
-from musicrnn.evaluation.samples import read_samples
-from musicrnn.evaluation.voicing import voicing
-from musicrnn.evaluation.yang_lerch import yang_lerch
-from musicrnn.generation.samples import sample_checkpoint
-from musicrnn.generation.sampling import BeamSearch
-from musicrnn.midi.audio import AudioUnavailable, audio_unavailable_reason, render_wav
-from musicrnn.nets.heads import SamplingSettings
+
+if TYPE_CHECKING:
+    from musicrnn.generation.sampling import BeamSearch
+    from musicrnn.nets.heads import SamplingSettings
+# The evaluation's own modules (torch, matplotlib, MusPy) are imported when the work starts, after the
+# config and the checkpoint paths are checked.
 
 log = logging.getLogger(__name__)
 MIN_HELD_OUT = 8
@@ -44,9 +38,13 @@ MIN_HELD_OUT = 8
 
 def generate_samples(
     module, folder: Path, *, num_samples: int, length: int, settings: SamplingSettings, seed,
-    beam: BeamSearch = BeamSearch(),
+    beam: BeamSearch | None = None,
 ) -> list[Path]:  # fmt: skip
     """`num_samples` samples spread over the checkpoint's held-out primers (one batch per primer)."""
+    from musicrnn.generation.samples import sample_checkpoint
+    from musicrnn.generation.sampling import BeamSearch
+
+    beam = beam or BeamSearch()
     primers = max(1, min(len(module.primers), num_samples))
     paths: list[Path] = []
     for index in range(primers):
@@ -76,6 +74,15 @@ def evaluate(cfg: DictConfig) -> dict:
     validate_generation(OmegaConf.to_container(cfg, resolve=False))  # before any checkpoint or data is read
     paths = checkpoints_of(cfg)
     checkpoints = [str(p) for p in paths]
+    from musicrnn.evaluation.likelihood import log_likelihood_per_step
+    from musicrnn.evaluation.musical import VELOCITY_HISTOGRAM_WIDTH, mean_metrics, velocity_histogram
+    from musicrnn.evaluation.novelty import novelty_summary
+    from musicrnn.evaluation.repetition import mean_repetition, summarise
+    from musicrnn.evaluation.report import markdown_report, write_metrics_json
+    from musicrnn.evaluation.samples import read_samples
+    from musicrnn.evaluation.voicing import voicing
+    from musicrnn.evaluation.yang_lerch import yang_lerch
+
     # The checkpoint (or ensemble) tested as loaded.
     test_metrics, objects = test(cfg, paths, command="musicrnn-evaluate: the test split")
     module, datamodule = objects["model"], objects["datamodule"]
@@ -178,6 +185,8 @@ def write_figures(
     output_dir: Path, generated: list[np.ndarray], training: list[np.ndarray], checkpoint: str | None,
     velocity: dict | None = None,
 ) -> dict[str, str]:  # fmt: skip
+    from musicrnn.evaluation import figures
+
     folder = output_dir / "figures"
     written = {
         "First 100 notes of sample 0": figures.save(
@@ -209,6 +218,8 @@ def write_figures(
 
 
 def render_samples(output_dir: Path, midi_paths: list[Path]) -> dict:
+    from musicrnn.midi.audio import AudioUnavailable, audio_unavailable_reason, render_wav
+
     reason = audio_unavailable_reason()
     if reason:
         print(f"musicrnn-evaluate: {reason}", flush=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -19,11 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 from musicrnn.cli.conf_dir import CONFIG_DIR
 from musicrnn.cli.config_validation import validate_generation, validate_known_keys
 from musicrnn.cli.errors import errors_as_one_line, run_hydra_cli
-from musicrnn.errors import MusicrnnError
-from musicrnn.generation.samples import sample_checkpoint
-from musicrnn.generation.sampling import BeamSearch
-from musicrnn.nets.heads import SamplingSettings
-from musicrnn.training.ensemble import load_model
+from musicrnn.errors import CheckpointError, MusicrnnError
+
+if TYPE_CHECKING:
+    from musicrnn.generation.sampling import BeamSearch
+    from musicrnn.nets.heads import SamplingSettings
+# torch is imported once the settings are checked (in `generate`), not by this module: a typo or --help is
+# answered in well under a second.
 
 log = logging.getLogger(__name__)
 # The length and primer settings of generate.yaml, one of each per representation; the model's
@@ -40,6 +43,9 @@ BEAM_SETTINGS = ("beam_size", "branch_factor", "steps_per_iteration")  # every m
 
 def sampling_from(settings: dict) -> tuple[SamplingSettings, BeamSearch]:
     """The sampling and beam-search settings of a plain generate/evaluate config (greedy: temperature 0)."""
+    from musicrnn.generation.sampling import BeamSearch
+    from musicrnn.nets.heads import SamplingSettings
+
     greedy = settings.get("greedy")
     sampling = SamplingSettings(
         temperature=0.0 if greedy else float(settings["temperature"]),
@@ -76,6 +82,14 @@ def generate(cfg: DictConfig, overridden: Sequence[str] = ()) -> list[Path]:
     validate_known_keys(cfg, CONFIG_DIR / "generate.yaml", "musicrnn-generate")
     settings = OmegaConf.to_container(cfg, resolve=True)  # plain Python from here on
     validate_generation(OmegaConf.to_container(cfg, resolve=False))  # before the checkpoint is read
+    from musicrnn.training.checkpoint_paths import expand_checkpoints
+
+    for path in expand_checkpoints(settings["ckpt_path"]):  # a missing file is said before torch loads
+        if not path.is_file():
+            raise CheckpointError(path, "file not found")
+    from musicrnn.generation.samples import sample_checkpoint
+    from musicrnn.training.ensemble import load_model
+
     module = load_model(settings["ckpt_path"], settings.get("ensemble_weights"))  # several: their ensemble
     refused = refused_settings(module)
     for key in overridden:

@@ -15,28 +15,25 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import pytorch_lightning as pl
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from pytorch_lightning.callbacks import LearningRateMonitor
-from pytorch_lightning.loggers import TensorBoardLogger
 
+from musicrnn.cli import static_targets
 from musicrnn.cli.conf_dir import CONFIG_DIR
 from musicrnn.cli.config_validation import validate_run_config
 from musicrnn.cli.errors import errors_as_one_line, run_hydra_cli
 from musicrnn.errors import CheckpointError, MusicrnnError
-from musicrnn.generation.samples import sample_checkpoint
-from musicrnn.nets.heads import SamplingSettings
-from musicrnn.representations import REPRESENTATIONS
-from musicrnn.training.callbacks.progress import EpochProgressLine
-from musicrnn.training.callbacks.random_state import RandomStateCheckpoint
-from musicrnn.training.checkpoint import expand_checkpoints, load_module
-from musicrnn.training.checkpoint_io import SafeCheckpointIO
-from musicrnn.training.ensemble import load_model
-from musicrnn.training.models import REPRESENTATIONS as MODEL_REPRESENTATIONS
-from musicrnn.training.module import SequenceModel
+from musicrnn.training.checkpoint_paths import expand_checkpoints
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
+    from musicrnn.training.module import SequenceModel
+
+# torch and Lightning (~6 s to import) are imported by the functions that do work, not by this module: a
+# typo, --help or a missing checkpoint is answered from the config alone, before they load.
 
 log = logging.getLogger(__name__)
 # A deprecation inside pytorch_lightning itself (its own use of torch's pytree), not actionable here.
@@ -79,6 +76,8 @@ def fit(cfg: DictConfig, resume: Path | None = None, command: str = "musicrnn-tr
     checkpoint, write a sample from it, and write metrics.json and the summary."""
     started = time.perf_counter()
     _check_and_seed(cfg)
+    from musicrnn.training.checkpoint import load_module
+
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
     model = hydra.utils.instantiate(cfg.model, _convert_="all")
     if resume is not None:
@@ -104,6 +103,9 @@ def test(cfg: DictConfig, checkpoints: list[Path], command: str = "musicrnn-trai
     checkpoint, the configured model as initialised is tested."""
     started = time.perf_counter()
     _check_and_seed(cfg)
+    from musicrnn.training.checkpoint import load_module
+    from musicrnn.training.ensemble import load_model
+
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
     weights = _plain(cfg.get("ensemble_weights"))
     if len(checkpoints) > 1:
@@ -144,6 +146,9 @@ def _plain(value):
 def _check_and_seed(cfg: DictConfig) -> None:
     check_data_and_model_kinds(cfg)  # the model config also sets the data's windows: it must fit, tested or not
     validate_run_config(cfg)  # unknown keys, wrong types, out-of-range values: before the data is read
+    import pytorch_lightning as pl  # the work starts here
+
+    route_lightning_logs()
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)  # Lightning's own line would go to stderr
         log.info("seed %d (torch, numpy, random and the data loader workers)", cfg.seed)
@@ -151,6 +156,12 @@ def _check_and_seed(cfg: DictConfig) -> None:
 
 def _trainer(cfg: DictConfig) -> tuple[pl.Trainer, list]:
     """The configured Trainer, its callbacks and loggers."""
+    from pytorch_lightning.callbacks import LearningRateMonitor
+
+    from musicrnn.training.callbacks.progress import EpochProgressLine
+    from musicrnn.training.callbacks.random_state import RandomStateCheckpoint
+    from musicrnn.training.checkpoint_io import SafeCheckpointIO
+
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     if not loggers:  # logger=none: Lightning refuses a learning-rate monitor with nothing to log to
@@ -176,6 +187,9 @@ def _sample_settings(cfg: DictConfig, trainer: pl.Trainer) -> dict:
 def _finish(cfg, command, started, trainer, datamodule, model, sampled, metrics, objective, diverged, best):
     """The end-of-run sample (the checkpoint's own held-out primer, read whole: it is one training window
     long), metrics.json and the summary; returns (metrics, objects)."""
+    from musicrnn.generation.samples import sample_checkpoint
+    from musicrnn.nets.heads import SamplingSettings
+
     output_dir = Path(cfg.paths.output_dir)
     sample = _sample_settings(cfg, trainer)
     sample_paths = []
@@ -257,25 +271,37 @@ def _write_metrics_json(
 def check_data_and_model_kinds(cfg: DictConfig) -> None:
     """The data must give the representation the model reads (notes, piano rolls): said before anything is
     built. Each data module class names what it gives (`representation_name`), each model builder what it
-    reads (`training.models.REPRESENTATIONS`)."""
+    reads (`training.models.REPRESENTATIONS`); both read from their source (`static_targets`), so this is
+    said in milliseconds, with the classes imported only where the source cannot say."""
     try:
-        data_class = hydra.utils.get_class(cfg.data._target_)
-        model_name = str(cfg.model._target_).rpartition(".")[2]
+        data_target, model_name = str(cfg.data._target_), str(cfg.model._target_).rpartition(".")[2]
     except Exception:
         return  # a bad _target_ is reported by the instantiation itself
-    gives, reads = getattr(data_class, "representation_name", None), MODEL_REPRESENTATIONS.get(model_name)
+    gives = static_targets.attribute(data_target, "representation_name")
+    model_kinds = static_targets.module_value("musicrnn.training.models", "REPRESENTATIONS")
+    if gives is None or model_kinds is None:
+        try:
+            gives = getattr(hydra.utils.get_class(data_target), "representation_name", None)
+        except Exception:
+            return
+        from musicrnn.training.models import REPRESENTATIONS as model_kinds
+    reads = model_kinds.get(model_name)
     if gives is None or reads is None or gives == reads:
         return
-    models = " or ".join(f"model={name}" for name, kind in MODEL_REPRESENTATIONS.items() if kind == gives)
+    from musicrnn.representations import REPRESENTATIONS  # their nouns, for the message
+
+    models = " or ".join(f"model={name}" for name, kind in model_kinds.items() if kind == gives)
     data, model = REPRESENTATIONS[gives], REPRESENTATIONS[reads]
     raise MusicrnnError(
-        f"the data config ({data_class.__name__}) gives {data.data_noun} but the model is a {model.model_noun} "
-        f"model ({model_name}): add {models}, or choose data that gives {model.data_noun}"
+        f"the data config ({data_target.rpartition('.')[2]}) gives {data.data_noun} but the model is a "
+        f"{model.model_noun} model ({model_name}): add {models}, or choose data that gives {model.data_noun}"
     )
 
 
 def check_model_matches_data(model: SequenceModel, datamodule: pl.LightningDataModule) -> None:
     """A model (built, or loaded from checkpoints) must read the data's representation, with its settings."""
+    from musicrnn.representations import REPRESENTATIONS
+
     gives, reads = getattr(datamodule, "representation_name", None), model.representation
     if gives is not None and gives != reads.name:
         raise MusicrnnError(
@@ -301,6 +327,8 @@ def latest_last_checkpoint(task_dir: Path) -> Path:
 
 def check_resumable(model: pl.LightningModule, path: Path) -> None:
     """Resuming needs the configured model to be the checkpoint's: same class, same parameter shapes."""
+    from musicrnn.training.checkpoint import load_module
+
     saved = load_module(path)
     if saved.model_name != model.model_name:
         raise CheckpointError(
@@ -325,6 +353,8 @@ def _log_hparams(
 ) -> None:
     """Give TensorBoard's HParams tab the data and model settings with the run's objective as `hp_metric`
     (Lightning writes that summary only when it is given a metric, and it has none at the start)."""
+    from pytorch_lightning.loggers import TensorBoardLogger
+
     params = {**dict(getattr(datamodule, "hparams", {})), **dict(model.hparams)}
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import glob
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 from musicrnn.errors import CheckpointError
 from musicrnn.training.checkpoint_io import read_checkpoint
+from musicrnn.training.checkpoint_paths import expand_checkpoints  # noqa: F401 (where it was)
 from musicrnn.training.models import MODELS
 from musicrnn.training.module import CHECKPOINT_FORMAT_VERSION, SequenceModel
 
@@ -44,19 +43,3 @@ def load_module(path: str | os.PathLike) -> SequenceModel:
         raise CheckpointError(path, f"model does not match its settings ({str(error).splitlines()[0]})") from None
     module.on_load_checkpoint(checkpoint)
     return module.eval()
-
-
-def expand_checkpoints(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
-    """A checkpoint path, a list of paths, or a glob (`'logs/x/multirun/**/best.ckpt'`, sorted) -> paths."""
-    if isinstance(spec, (str, os.PathLike)):
-        text = os.path.expanduser(str(spec))
-        if any(char in text for char in "*?["):
-            matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
-            if not matches:
-                raise CheckpointError(text, "no checkpoint matches this pattern")
-            return matches
-        return [Path(text)]
-    paths = [path for item in spec for path in expand_checkpoints(item)]
-    if not paths:
-        raise CheckpointError("[]", "an empty list of checkpoints")
-    return paths
