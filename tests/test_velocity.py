@@ -183,7 +183,8 @@ def test_a_trained_model_beats_both_velocity_baselines_on_pop909(tmp_path):
     torch.manual_seed(0)
     model = note_lstm(
         hidden_size=64, num_layers=1, dense_size=0, pitch_embedding_dim=16, timing_input="log",
-        timing_head="categorical", velocity=True, learning_rate=0.005, pitch_loss_weight=1.0,
+        timing_head="categorical", velocity=True, velocity_embedding_dim=16, learning_rate=0.005,
+        pitch_loss_weight=1.0,
     )  # fmt: skip
     quiet_trainer(max_epochs=4, enable_checkpointing=False).fit(model, datamodule=data)
     metrics = metrics_after_testing(model, data, Metrics())

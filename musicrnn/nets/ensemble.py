@@ -15,6 +15,7 @@ share (`ensemble_meaning`, `ensemble_layout`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -31,7 +32,7 @@ from musicrnn.nets.grouped import (
 from musicrnn.nets.nade import MixtureNADEOutput
 from musicrnn.nets.note_lstm import NoteLSTM, NoteLSTMOutput, encode_events
 from musicrnn.nets.pianoroll_rnn import PianoRollRNN
-from musicrnn.representations.notes import quantise_time
+from musicrnn.representations.notes import quantise_time, velocity_bin
 
 
 def _normalised_log_weights(weights: Sequence[float] | None, k: int) -> torch.Tensor:
@@ -89,10 +90,13 @@ class NoteEnsembleNet(nn.Module):
     def __init__(self, nets: Sequence[NoteLSTM], weights: Sequence[float] | None = None):
         super().__init__()
         self.config = nets[0].config
-        if nets[0].pitch_embedding is not None:  # (pitches, K, dim): one lookup embeds a pitch for every member
-            self.register_buffer("pitch_tables", torch.stack([n.pitch_embedding.weight.detach() for n in nets], dim=1))
-        else:
-            self.pitch_tables = None
+        # (classes, K, dim): one lookup embeds a pitch (a velocity bin) for every member
+        for name in ("pitch", "velocity"):
+            if getattr(nets[0], f"{name}_embedding", None) is not None:
+                tables = torch.stack([getattr(n, f"{name}_embedding").weight.detach() for n in nets], dim=1)
+                self.register_buffer(f"{name}_tables", tables)
+            else:
+                setattr(self, f"{name}_tables", None)
         self.lstm = MemberRNN([n.lstm for n in nets])
         self.dense = _dense(nets)
         self.pitch_head = MemberLinear([n.pitch_head for n in nets])
@@ -104,16 +108,26 @@ class NoteEnsembleNet(nn.Module):
         self.register_buffer("timing_centres", centres, persistent=False)
 
     def encode(self, events: torch.Tensor) -> torch.Tensor:
-        """(batch, time, features) shared inputs without embeddings; (batch, time, K, dim + features - 1) with
-        them."""
-        features = encode_events(events, self.config, None)
+        """(batch, time, input) shared inputs without embeddings; (batch, time, K, input) with them: each
+        member's embeddings with the scalar inputs (pitch / 128, timing, velocity / 127) shared."""
+        if self.pitch_tables is None and self.velocity_tables is None:
+            return encode_events(events, self.config, None)
+        config, k = self.config, self.log_weights.shape[0]
+        per_member = lambda x: x.unsqueeze(-2).expand(*x.shape[:-1], k, x.shape[-1])  # noqa: E731
+        scalars = encode_events(events[..., :3], replace(config, velocity=False), None)  # pitch/128, timing
         if self.pitch_tables is None:
-            return features
-        pitch = events[..., 0].long().clamp(0, self.config.num_pitches - 1)
-        embedded = self.pitch_tables[pitch]  # (batch, time, K, dim)
-        rest = features[..., 1:]
-        timing = rest.unsqueeze(-2).expand(*embedded.shape[:-1], rest.shape[-1])
-        return torch.cat([embedded, timing], dim=-1)
+            parts = [per_member(scalars)]
+        else:
+            parts = [
+                self.pitch_tables[events[..., 0].long().clamp(0, config.num_pitches - 1)],
+                per_member(scalars[..., 1:]),
+            ]
+        if config.velocity:
+            if self.velocity_tables is None:
+                parts.append(per_member(events[..., 3:4] / 127.0))
+            else:
+                parts.append(self.velocity_tables[velocity_bin(events[..., 3], config.velocity_bins)])
+        return torch.cat(parts, dim=-1)
 
     def timing_class(self, values: torch.Tensor) -> torch.Tensor:
         return quantise_time(values, self.config.timing_resolution, self.config.timing_classes)

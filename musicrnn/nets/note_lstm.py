@@ -10,7 +10,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from musicrnn.representations.notes import NUM_PITCHES, VELOCITY_BINS, num_features, quantise_time
+from musicrnn.representations.notes import NUM_PITCHES, VELOCITY_BINS, num_features, quantise_time, velocity_bin
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 TIMING_INPUTS = ("linear", "log")
@@ -29,17 +29,19 @@ class NoteLSTMConfig:
     timing_head: str = "regression"  # regression (paper) or categorical: a softmax over quantised values
     timing_classes: int = 101  # categorical timing: values 0, r, 2r, ... (timing_classes - 1) * r
     timing_resolution: float = 0.02  # r, in the representation's time unit (seconds or beats)
-    velocity: bool = False  # a fourth input (velocity / 127) and a softmax over velocity bins
+    velocity: bool = False  # a fourth input and a softmax over velocity bins
     velocity_bins: int = VELOCITY_BINS
+    velocity_embedding_dim: int = 0  # 0 = velocity enters as velocity/127; >0 = a learned embedding of its bin
 
     def __post_init__(self) -> None:
         if self.hidden_size < 1 or self.num_layers < 1:
             raise ValueError(f"hidden_size and num_layers must be >= 1, got {self.hidden_size}, {self.num_layers}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.dense_size < 0 or self.pitch_embedding_dim < 0:
+        if self.dense_size < 0 or self.pitch_embedding_dim < 0 or self.velocity_embedding_dim < 0:
             raise ValueError(
-                f"dense_size and pitch_embedding_dim must be >= 0, got {self.dense_size}, {self.pitch_embedding_dim}"
+                "dense_size, pitch_embedding_dim and velocity_embedding_dim must be >= 0, got "
+                f"{self.dense_size}, {self.pitch_embedding_dim}, {self.velocity_embedding_dim}"
             )
         if self.timing_input not in TIMING_INPUTS:
             raise ValueError(f"timing_input must be one of {TIMING_INPUTS}, got {self.timing_input!r}")
@@ -57,18 +59,36 @@ class NoteLSTMConfig:
         """Columns of an input row: pitch, step, duration, and velocity when the model has it."""
         return num_features(self.velocity)
 
+    @property
+    def input_size(self) -> int:
+        """Width of the LSTM's input: pitch (1 or its embedding), step, duration, velocity (1 or its embedding)."""
+        velocity = (self.velocity_embedding_dim or 1) if self.velocity else 0
+        return (self.pitch_embedding_dim or 1) + 2 + velocity
 
-def encode_events(events: torch.Tensor, config: NoteLSTMConfig, pitch_embedding: nn.Embedding | None) -> torch.Tensor:
+
+def encode_events(
+    events: torch.Tensor,
+    config: NoteLSTMConfig,
+    pitch_embedding: nn.Embedding | None,
+    velocity_embedding: nn.Embedding | None = None,
+) -> torch.Tensor:
     """(batch, time, 3 or 4) events -> input features: pitch/num_pitches or its embedding, then step and
-    duration as they are or log-scaled (`config.timing_input`), then velocity / 127 (with velocity)."""
+    duration as they are or log-scaled (`config.timing_input`), then (with velocity) velocity / 127 or the
+    embedding of its bin."""
     pitch, timing = events[..., 0], events[..., 1:3]
     if config.timing_input == "log":
         timing = torch.log1p(timing.clamp(min=0) / config.timing_resolution)
-    if config.velocity:
-        timing = torch.cat([timing, events[..., 3:4] / 127.0], dim=-1)
     if pitch_embedding is None:
-        return torch.cat([(pitch / config.num_pitches).unsqueeze(-1), timing], dim=-1)
-    return torch.cat([pitch_embedding(pitch.long().clamp(0, config.num_pitches - 1)), timing], dim=-1)
+        parts = [(pitch / config.num_pitches).unsqueeze(-1), timing]
+    else:
+        parts = [pitch_embedding(pitch.long().clamp(0, config.num_pitches - 1)), timing]
+    if config.velocity:
+        velocity = events[..., 3]
+        if velocity_embedding is None:
+            parts.append((velocity / 127.0).unsqueeze(-1))
+        else:
+            parts.append(velocity_embedding(velocity_bin(velocity, config.velocity_bins)))
+    return torch.cat(parts, dim=-1)
 
 
 class NoteLSTMOutput(NamedTuple):
@@ -103,7 +123,7 @@ class NoteLSTM(nn.Module):
         "velocity",
         "velocity_bins",
     )
-    ensemble_layout = ("hidden_size", "num_layers", "pitch_embedding_dim", "dense_size")
+    ensemble_layout = ("hidden_size", "num_layers", "pitch_embedding_dim", "velocity_embedding_dim", "dense_size")
 
     @staticmethod
     def fuse(nets: Sequence[NoteLSTM], weights: Sequence[float] | None = None) -> nn.Module:
@@ -115,15 +135,12 @@ class NoteLSTM(nn.Module):
     def __init__(self, config: NoteLSTMConfig):
         super().__init__()
         self.config = config
-        extra = config.num_features - 1  # step, duration[, velocity]
         if config.pitch_embedding_dim:
             self.pitch_embedding = nn.Embedding(config.num_pitches, config.pitch_embedding_dim)
-            input_size = config.pitch_embedding_dim + extra
         else:
             self.pitch_embedding = None
-            input_size = 1 + extra
         self.lstm = nn.LSTM(
-            input_size,
+            config.input_size,
             config.hidden_size,
             num_layers=config.num_layers,
             dropout=config.dropout if config.num_layers > 1 else 0.0,
@@ -142,12 +159,16 @@ class NoteLSTM(nn.Module):
         self.duration_head = nn.Linear(features, timing_outputs)
         # Built last, so that a model without velocity draws its initial weights exactly as before it existed.
         self.velocity_head = nn.Linear(features, config.velocity_bins) if config.velocity else None
+        with_embedding = config.velocity and config.velocity_embedding_dim
+        self.velocity_embedding = (
+            nn.Embedding(config.velocity_bins, config.velocity_embedding_dim) if with_embedding else None
+        )
         centres = torch.arange(config.timing_classes, dtype=torch.float32) * config.timing_resolution
         self.register_buffer("timing_centres", centres, persistent=False)
 
     def encode(self, events: torch.Tensor) -> torch.Tensor:
         """(batch, time, features) events -> the LSTM's input features."""
-        return encode_events(events, self.config, self.pitch_embedding)
+        return encode_events(events, self.config, self.pitch_embedding, self.velocity_embedding)
 
     def timing_class(self, values: torch.Tensor) -> torch.Tensor:
         return quantise_time(values, self.config.timing_resolution, self.config.timing_classes)

@@ -36,6 +36,7 @@ def note_lstm(
     velocity: bool = False,
     velocity_bins: int = VELOCITY_BINS,
     velocity_loss_weight: float = 1.0,
+    velocity_embedding_dim: int = 0,
 ) -> SequenceModel:
     """Next-note model over (pitch, step, duration[, velocity]) events: `NoteLSTM` with `NoteHeads`. A batch
     is (batch, seq_len + 1, features) windows: rows 0..seq_len-1 are read, rows 1..seq_len are the targets.
@@ -52,7 +53,7 @@ def note_lstm(
             hidden_size, num_layers, dropout, dense_size,
             pitch_embedding_dim=pitch_embedding_dim, timing_input=timing_input, timing_head=timing_head,
             timing_classes=timing_classes, timing_resolution=timing_resolution, velocity=velocity,
-            velocity_bins=velocity_bins,
+            velocity_bins=velocity_bins, velocity_embedding_dim=velocity_embedding_dim,
         )
     )  # fmt: skip
     return SequenceModel("note_lstm", settings, net, head, representation, OptimizerSettings(learning_rate))
