@@ -134,12 +134,62 @@ def test_mismatched_members_are_refused_naming_the_member_and_setting():
         ensemble_from_modules([a, note_lstm()], names=["a.ckpt", "b.ckpt"])
     with pytest.raises(CheckpointError, match="time_unit is 'beats', but"):
         ensemble_from_modules([note_lstm(), note_lstm(time_unit="beats")])
-    with pytest.raises(CheckpointError, match="num_layers is 2, but .* network layout to run batched"):
-        ensemble_from_modules([a, pianoroll_lstm(num_layers=2)])
-    with pytest.raises(CheckpointError, match="hidden_size is 64, but member 0 has 128"):
-        ensemble_from_modules([a, pianoroll_lstm(hidden_size=64)])
+    with pytest.raises(CheckpointError, match="b.ckpt: output is 'nade', but a.ckpt has 'bernoulli'"):
+        ensemble_from_modules([a, pianoroll_lstm(output="nade")], names=["a.ckpt", "b.ckpt"])
+    with pytest.raises(MusicrnnError, match=r"must share nade_hidden to be mixed exactly, got \[8, 16\]"):
+        ensemble_from_modules([pianoroll_lstm(output="nade", nade_hidden=n, num_layers=n // 8) for n in (8, 16)])
     with pytest.raises(MusicrnnError, match="weights: 3 given for 2 members"):
         ensemble_from_modules([a, pianoroll_lstm()], weights=[1, 1, 1])
+
+
+def test_mixed_note_members_average_their_probabilities_exactly(monkeypatch):
+    """Members of different sizes, layer counts, inputs and dense layers, run one by one and mixed."""
+    torch.manual_seed(3)
+    common = dict(timing_head="categorical", timing_classes=11, velocity=True)
+    members = [
+        note_lstm(
+            hidden_size=16, num_layers=1, dense_size=0, pitch_embedding_dim=8, velocity_embedding_dim=4, **common
+        ),
+        note_lstm(hidden_size=24, num_layers=2, dense_size=8, timing_input="log", **common),
+    ]
+    members = [m.eval() for m in members]
+    ensemble = ensemble_from_modules(members, weights=[1, 3])
+    assert type(ensemble.net).__name__ == "MixedEnsembleNet"
+    events = torch.tensor([[[60, 0.0, 0.5, 80], [64, 0.0, 0.5, 70], [67, 0.5, 0.25, 90], [72, 0.25, 1.0, 100]]])
+    fused, _ = ensemble.net(events)
+    outputs = [m.net(events)[0] for m in members]
+    for name in ("pitch_logits", "step_logits", "velocity_logits"):
+        mean = 0.25 * torch.softmax(getattr(outputs[0], name), -1) + 0.75 * torch.softmax(getattr(outputs[1], name), -1)
+        torch.testing.assert_close(getattr(fused, name).exp(), mean, atol=1e-6, rtol=0)
+    # The members' own steppers, stepped together, give the notes the mixture's forward gives.
+    primer = events[0].numpy()
+    stepped = generate_events(ensemble.net, primer, 40, num_samples=2, seed=1)
+    monkeypatch.setattr(type(ensemble.net), "stepper", lambda self: self)
+    plain = generate_events(ensemble.net, primer, 40, num_samples=2, seed=1)
+    np.testing.assert_array_equal(stepped[..., [0, 3]], plain[..., [0, 3]])
+
+
+@pytest.mark.parametrize("output", ["bernoulli", "nade"])
+def test_mixed_piano_roll_members_lstm_with_gru_average_exactly(output):
+    torch.manual_seed(4)
+    members = [
+        pianoroll_lstm(num_keys=12, hidden_size=16, num_layers=1, output=output, nade_hidden=6).eval(),
+        pianoroll_lstm(
+            num_keys=12, hidden_size=8, num_layers=2, cell="gru", dense_size=8, output=output, nade_hidden=6
+        ).eval(),
+    ]
+    ensemble = ensemble_from_modules(members)
+    frames = (torch.rand(2, 9, 12) < 0.3).float()
+    fused, state = ensemble.net(frames[:, :-1])
+    outputs = [m.net(frames[:, :-1])[0] for m in members]
+    target = frames[:, 1:]
+    if output == "nade":  # the mixture of the members' frame distributions
+        expected = torch.logsumexp(torch.stack([o.log_prob(target) for o in outputs]) + math.log(0.5), dim=0)
+    else:  # independent keys, each key's probability the members' mean (what the stacked ensemble does)
+        p = torch.stack([torch.sigmoid(o) for o in outputs]).mean(0)
+        expected = (target * p.log() + (1 - target) * (1 - p).log()).sum(-1)
+    torch.testing.assert_close(ensemble.head.log_prob(fused, frames[:, 1:]), expected, atol=1e-5, rtol=0)
+    assert isinstance(state, tuple) and len(state) == 2  # each member's own state (an LSTM's pair, a GRU's h)
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +219,26 @@ def test_an_ensemble_of_one_equals_its_member_and_three_test_like_one_model(tiny
     members = [metrics_after_testing(load_model(p), datamodule, Metrics())["test/frame_nll"] for p in paths]
     ensemble = metrics_after_testing(load_model(paths), datamodule, Metrics())["test/frame_nll"]
     assert ensemble <= np.mean(members) + 1e-4  # Jensen: the mixture's NLL never exceeds the members' mean
+
+
+@pytest.mark.slow  # trains
+def test_a_mixed_ensemble_of_an_lstm_and_a_gru_checkpoint_tests_and_generates(tiny_pianoroll_checkpoints, tmp_path):
+    paths, datamodule = tiny_pianoroll_checkpoints
+    pl.seed_everything(7)
+    gru = pianoroll_lstm(
+        hidden_size=16, num_layers=2, cell="gru", dense_size=16, learning_rate=0.02, steps_per_quarter=2
+    )
+    quiet_trainer(max_epochs=4, default_root_dir=tmp_path).fit(gru, datamodule=datamodule)
+    (gru_path,) = (tmp_path / "checkpoints").glob("*.ckpt")
+    mixed = load_model([paths[0], gru_path])
+    assert type(mixed.net).__name__ == "MixedEnsembleNet"
+    members = [
+        metrics_after_testing(load_model(p), datamodule, Metrics())["test/frame_nll"] for p in (paths[0], gru_path)
+    ]
+    ensemble = metrics_after_testing(mixed, datamodule, Metrics())["test/frame_nll"]
+    assert ensemble <= np.mean(members) + 1e-4
+    frames = generate_frames(mixed.net, np.zeros((4, 88), dtype=np.float32), 16, num_samples=2, seed=0)
+    assert frames.shape == (2, 16, 88)
 
 
 @pytest.mark.slow  # trains

@@ -4,10 +4,10 @@
 set -euo pipefail
 COMMON="trainer.enable_progress_bar=false"
 mkdir -p logs/generation
-# 1. The models: the default note_lstm (with velocity) on the default corpus and on POP909 (4 epochs), and
+# 1. The models: the default note_lstm (with velocity) on the default corpus and on POP909 (8 epochs), and
 #    the default without velocity (what velocity costs or buys on the chorales).
 musicrnn-train $COMMON task_name=generation_bach > logs/generation/bach.log 2>&1
-musicrnn-train data=pop909 trainer.max_epochs=4 $COMMON task_name=generation_pop909 > logs/generation/pop909.log 2>&1
+musicrnn-train data=pop909 trainer.max_epochs=8 $COMMON task_name=generation_pop909 > logs/generation/pop909.log 2>&1
 musicrnn-train model.velocity=false $COMMON task_name=generation_bach_novelocity > logs/generation/bach_novelocity.log 2>&1
 # 2. The sweep: 12 settings x 32 samples of 256 notes, on the validation split (where the recommendation is
 #    chosen) and the test split, beside the split's real pieces.

@@ -9,7 +9,8 @@ returns, computed from the weighted mean of the members' probabilities:
 So losses and metrics are computed from the averaged probabilities (log of the mean, not the mean of the
 logs), and the output distributions, metric callbacks and the generation loop work on an ensemble unchanged.
 Each network class names the ensemble network that fuses it (`fuse`), and the settings its members must
-share (`ensemble_meaning`, `ensemble_layout`).
+share to mean the same (`ensemble_meaning`) and to run stacked (`ensemble_layout`); members whose layouts
+differ are averaged by `MixedEnsembleNet`, each running on its own.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from musicrnn.nets.grouped import (
     mixture_bernoulli_logits,
     mixture_log_probs,
 )
-from musicrnn.nets.nade import MixtureNADEOutput
+from musicrnn.nets.nade import MixtureNADEOutput, NADEOutput
 from musicrnn.nets.note_lstm import NoteLSTM, NoteLSTMOutput, encode_events
 from musicrnn.nets.pianoroll_rnn import PianoRollRNN
 from musicrnn.representations.notes import quantise_time, velocity_bin
@@ -201,3 +202,92 @@ class NoteEnsembleStepper:
         return NoteLSTMOutput(
             pitch, step.squeeze(-1) @ weights, duration.squeeze(-1) @ weights, velocity_logits=velocity
         ), state
+
+
+# -- members of different layouts ---------------------------------------------------------------------------
+def same_layout(nets: Sequence[nn.Module]) -> bool:
+    """Whether the members can run stacked: every setting their class lists in `ensemble_layout` equal."""
+    first = nets[0].config
+    return all(getattr(n.config, name) == getattr(first, name) for n in nets for name in type(nets[0]).ensemble_layout)
+
+
+def fuse(nets: Sequence[nn.Module], weights: Sequence[float] | None, stacked: type[nn.Module]) -> nn.Module:
+    """`stacked(nets, weights)` when the members share a layout, else a `MixedEnsembleNet`."""
+    if same_layout(nets):
+        return stacked(nets, weights)
+    if getattr(nets[0].config, "output", None) == "nade" and len({n.config.nade_hidden for n in nets}) > 1:
+        sizes = sorted({n.config.nade_hidden for n in nets})
+        raise MusicrnnError(f"RNN-NADE members must share nade_hidden to be mixed exactly, got {sizes}")
+    return MixedEnsembleNet(nets, weights)
+
+
+class MixedEnsembleNet(nn.Module):
+    """K networks of one kind whose layouts differ (sizes, layer counts, LSTM with GRU, dense layers, the
+    velocity or pitch input): each runs on its own, with its own state, and their outputs are averaged in
+    probability space exactly as the stacked ensembles average them (`mix_outputs`). Members that share a
+    layout take the stacked networks above, which run all members in one batched matmul per layer and step.
+
+    The state is the tuple of the members' states; the output is what a single member returns."""
+
+    def __init__(self, nets: Sequence[nn.Module], weights: Sequence[float] | None = None):
+        super().__init__()
+        self.members = nn.ModuleList(nets)
+        self.config = nets[0].config  # what the members mean by their outputs (shared)
+        self.register_buffer("log_weights", _normalised_log_weights(weights, len(nets)))
+        if isinstance(nets[0], NoteLSTM):
+            centres = torch.arange(self.config.timing_classes, dtype=torch.float32) * self.config.timing_resolution
+            self.register_buffer("timing_centres", centres, persistent=False)
+
+    def forward(self, steps: torch.Tensor, state=None):
+        states = state if state is not None else (None,) * len(self.members)
+        results = [net(steps, member_state) for net, member_state in zip(self.members, states)]
+        return self.mix([output for output, _ in results]), tuple(member_state for _, member_state in results)
+
+    def mix(self, outputs: list):
+        return mix_outputs(outputs, self.log_weights, getattr(self, "timing_centres", None))
+
+    def stepper(self):
+        return MixedEnsembleStepper(self)
+
+
+class MixedEnsembleStepper:
+    """One step through every member's own stepper (where it has one), then the same mixture."""
+
+    def __init__(self, net: MixedEnsembleNet):
+        self.net = net
+        self.steps = [member.stepper() if hasattr(member, "stepper") else member for member in net.members]
+
+    @torch.no_grad()
+    def __call__(self, steps: torch.Tensor, state):
+        results = [step(steps, member_state) for step, member_state in zip(self.steps, state)]
+        return self.net.mix([output for output, _ in results]), tuple(member_state for _, member_state in results)
+
+
+def mix_outputs(outputs: list, log_weights: torch.Tensor, timing_centres: torch.Tensor | None = None):
+    """The members' outputs (one kind: note outputs, key logits, or NADE outputs of one NADE size) as the
+    output of their mixture with weights exp(log_weights)."""
+    first = outputs[0]
+    if isinstance(first, NoteLSTMOutput):
+
+        def mixed(name):
+            return mixture_log_probs(torch.stack([getattr(o, name) for o in outputs], dim=-2), log_weights)
+
+        pitch = mixed("pitch_logits")
+        velocity = mixed("velocity_logits") if first.velocity_logits is not None else None
+        if first.step_logits is not None:  # categorical timing: the mixture's probabilities, its expectation
+            step, duration = mixed("step_logits"), mixed("duration_logits")
+            return NoteLSTMOutput(
+                pitch, step.exp() @ timing_centres, duration.exp() @ timing_centres, step, duration, velocity
+            )
+        weights = log_weights.exp()
+        mean = lambda name: torch.stack([getattr(o, name) for o in outputs], dim=-1) @ weights  # noqa: E731
+        return NoteLSTMOutput(pitch, mean("step"), mean("duration"), velocity_logits=velocity)
+    if isinstance(first, NADEOutput):
+        return MixtureNADEOutput(
+            torch.stack([o.visible_bias for o in outputs], dim=-2),
+            torch.stack([o.hidden_bias for o in outputs], dim=-2),
+            torch.stack([o.nade.w for o in outputs]),
+            torch.stack([o.nade.v for o in outputs]),
+            log_weights,
+        )
+    return mixture_bernoulli_logits(torch.stack(outputs, dim=-2), log_weights)

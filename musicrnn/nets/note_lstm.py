@@ -114,23 +114,19 @@ class NoteLSTM(nn.Module):
     temperature on it too.
     """
 
-    # What ensemble members must share: the meaning of inputs and outputs, and the layout to run batched.
-    ensemble_meaning = (
-        "timing_head",
-        "timing_classes",
-        "timing_resolution",
-        "timing_input",
-        "velocity",
-        "velocity_bins",
-    )
-    ensemble_layout = ("hidden_size", "num_layers", "pitch_embedding_dim", "velocity_embedding_dim", "dense_size")
+    # What ensemble members must share (the meaning of inputs and outputs), and what they share to run stacked
+    # (members of different layouts are mixed one by one: `musicrnn.nets.ensemble.MixedEnsembleNet`).
+    ensemble_meaning = ("timing_head", "timing_classes", "timing_resolution", "velocity", "velocity_bins")
+    ensemble_layout = (
+        "hidden_size", "num_layers", "pitch_embedding_dim", "velocity_embedding_dim", "dense_size", "timing_input",
+    )  # fmt: skip
 
     @staticmethod
     def fuse(nets: Sequence[NoteLSTM], weights: Sequence[float] | None = None) -> nn.Module:
         """The members as one network returning the mixture's output (`musicrnn.nets.ensemble`)."""
-        from musicrnn.nets.ensemble import NoteEnsembleNet  # it builds on this module
+        from musicrnn.nets.ensemble import NoteEnsembleNet, fuse  # it builds on this module
 
-        return NoteEnsembleNet(nets, weights)
+        return fuse(nets, weights, NoteEnsembleNet)
 
     def __init__(self, config: NoteLSTMConfig):
         super().__init__()

@@ -55,16 +55,17 @@ class PianoRollRNN(nn.Module):
     the next frame's keys (RNN-NADE, Boulanger-Lewandowski et al. 2012), so the keys of a frame are drawn
     jointly."""
 
-    # What ensemble members must share: the meaning of inputs and outputs, and the layout to run batched.
+    # What ensemble members must share (the meaning of inputs and outputs), and what they share to run stacked
+    # (members of different layouts are mixed one by one: `musicrnn.nets.ensemble.MixedEnsembleNet`).
     ensemble_meaning = ("num_keys", "output")
     ensemble_layout = ("cell", "hidden_size", "num_layers", "dense_size", "input_skip", "nade_hidden")
 
     @staticmethod
     def fuse(nets: Sequence[PianoRollRNN], weights: Sequence[float] | None = None) -> nn.Module:
         """The members as one network returning the mixture's logits (`musicrnn.nets.ensemble`)."""
-        from musicrnn.nets.ensemble import PianoRollEnsembleNet  # it builds on this module
+        from musicrnn.nets.ensemble import PianoRollEnsembleNet, fuse  # it builds on this module
 
-        return PianoRollEnsembleNet(nets, weights)
+        return fuse(nets, weights, PianoRollEnsembleNet)
 
     def __init__(self, config: PianoRollRNNConfig):
         super().__init__()

@@ -25,7 +25,6 @@ def _shared_settings(module: SequenceModel) -> list[tuple[str, object, str]]:
     meaning = "representation and output shape"
     shared = [(name, value, meaning) for name, value in module.representation.settings().items()]
     shared += [(name, getattr(config, name), meaning) for name in net.ensemble_meaning]
-    shared += [(name, getattr(config, name), "network layout to run batched") for name in net.ensemble_layout]
     return shared
 
 
