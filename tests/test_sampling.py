@@ -95,25 +95,35 @@ def test_the_fast_stepper_generates_the_same_notes_as_the_network_itself(config,
     [
         NoteLSTMConfig(hidden_size=128, num_layers=3, dropout=0.3, dense_size=256),  # the seed paper's model
         NoteLSTMConfig(hidden_size=32, num_layers=1, dense_size=0, pitch_embedding_dim=8, timing_input="log"),
+        # the default note_lstm's kind: embeddings, categorical timing, velocity (as a number, or embedded)
+        NoteLSTMConfig(
+            hidden_size=48, num_layers=2, dense_size=0, pitch_embedding_dim=16, timing_input="log",
+            timing_head="categorical", velocity=True, velocity_embedding_dim=4,
+        ),
+        NoteLSTMConfig(hidden_size=32, num_layers=1, dense_size=16, timing_head="categorical", velocity=True),
     ],
-)
+)  # fmt: skip
 @pytest.mark.parametrize("temperature", [1.0, 0.0])
 def test_the_compiled_loop_generates_the_same_notes_as_the_network_itself(config, temperature, monkeypatch):
     """The Numba loop (compiled_sampling) against the straightforward one (the network's own forward for
-    every note, torch's sampling): same seed, same pitches, timing equal to float rounding."""
+    every note, torch's sampling): same seed, same pitches (and timing and velocity classes), regressed
+    timing equal to float rounding."""
     from musicrnn.generation import compiled_sampling
 
     torch.manual_seed(0)
     net = NoteLSTM(config).eval()
     assert compiled_sampling.supports(net, None, None)
     rng = np.random.default_rng(1)
-    primer = np.stack(
-        [rng.integers(48, 80, 25), rng.choice([0.0, 0.25, 0.5], 25), rng.choice([0.25, 0.5, 1.0], 25)], 1
-    ).astype(np.float32)
-    compiled = generate_events(net, primer, 300, num_samples=4, temperature=temperature, seed=5)
+    columns = [rng.integers(48, 80, 25), rng.choice([0.0, 0.25, 0.5], 25), rng.choice([0.25, 0.5, 1.0], 25)]
+    columns += [rng.integers(30, 120, 25)] if config.velocity else []
+    primer = np.stack(columns, 1).astype(np.float32)
+    settings = dict(temperature=temperature, timing_temperature=0.7 if temperature else None)
+    compiled = generate_events(net, primer, 300, num_samples=4, seed=5, **settings)
     monkeypatch.setattr(NoteLSTM, "stepper", lambda network: network)
-    plain = generate_events(net, primer, 300, num_samples=4, temperature=temperature, seed=5, compiled=False)
+    plain = generate_events(net, primer, 300, num_samples=4, seed=5, compiled=False, **settings)
     assert np.array_equal(compiled[..., 0], plain[..., 0])
+    if config.timing_head == "categorical":
+        assert np.array_equal(compiled, plain)  # every feature is a class
     np.testing.assert_allclose(compiled[..., 1:], plain[..., 1:], atol=1e-5)
     if temperature > 0:
         assert len(np.unique(compiled[..., 0])) > 20  # it did sample (an untrained greedy model repeats one pitch)
@@ -156,8 +166,6 @@ def test_weights_are_cut_into_column_blocks_that_keep_each_product_small():
 def test_settings_the_compiled_loop_does_not_cover_take_the_torch_loop():
     from musicrnn.generation import compiled_sampling
 
-    net = NoteLSTM(NoteLSTMConfig(hidden_size=16, num_layers=1, timing_head="categorical"))
-    assert not compiled_sampling.supports(net, None, None)
     seed_model = NoteLSTM(NoteLSTMConfig(hidden_size=16, num_layers=1))
     assert not compiled_sampling.supports(seed_model, 5, None) and not compiled_sampling.supports(seed_model, None, 0.9)
     assert compiled_sampling.supports(seed_model, 0, 1.0)  # top_k 0 and top_p 1 filter nothing

@@ -127,7 +127,22 @@ def table(r: dict, flops_per_step: float) -> list[dict]:
     control = r.get("controlled_generation")
     if control:
         rows += [
-            ("default note_lstm, batch 1, torch loop: sampling (notes/s)", control["plain_notes_per_s"], None),
+            (
+                "default note_lstm, batch 1: sampling, compiled loop (notes/s)",
+                control["plain_notes_per_s"],
+                (">=", 15_000),
+            ),
+            (
+                "default note_lstm, batch 16: sampling, compiled loop (notes/s, total)",
+                control["plain_b16_notes_per_s"],
+                (">=", 100_000),
+            ),
+            ("default note_lstm, batch 1: sampling, torch loop (notes/s)", control["torch_loop_notes_per_s"], None),
+            (
+                "default note_lstm, batch 16: sampling, torch loop (notes/s, total)",
+                control["torch_loop_b16_notes_per_s"],
+                None,
+            ),
             ("default note_lstm, batch 1: repetition_penalty=1.2 (notes/s)", control["penalty_notes_per_s"], None),
             (
                 "default note_lstm, batch 1: beam search 4 x 2 (notes of the result/s)",

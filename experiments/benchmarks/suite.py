@@ -338,9 +338,9 @@ def default_note_model():
 
 
 def controlled_generation(quick: bool = False) -> dict:
-    """Notes per second of the default note_lstm (velocity, categorical timing: the torch loop) at batch 1:
-    plain sampling, with a repetition penalty, and the best of a beam search of 4 x 2 (notes of the result
-    per second)."""
+    """Notes per second of the default note_lstm (embeddings, categorical timing, velocity): plain sampling
+    at batch 1 and 16 (the compiled loop) and the torch loop it replaces, and at batch 1 with a repetition
+    penalty and the best of a beam search of 4 x 2 (notes of the result per second; both the torch loop)."""
     from musicrnn.generation.sampling import BeamSearch, generate_steps
     from musicrnn.nets.heads import SamplingSettings
 
@@ -350,17 +350,23 @@ def controlled_generation(quick: bool = False) -> dict:
     notes = 32 if quick else 256
     repeats = 2 if quick else 5
     runs = {
-        "plain": (SamplingSettings(), BeamSearch()),
-        "penalty": (SamplingSettings(repetition_penalty=1.2), BeamSearch()),
-        "beam_4x2": (SamplingSettings(), BeamSearch(4, 2, 1)),
+        "plain": (SamplingSettings(), BeamSearch(), 1, True),
+        "plain_b16": (SamplingSettings(), BeamSearch(), 16, True),
+        "torch_loop": (SamplingSettings(), BeamSearch(), 1, False),
+        "torch_loop_b16": (SamplingSettings(), BeamSearch(), 16, False),
+        "penalty": (SamplingSettings(repetition_penalty=1.2), BeamSearch(), 1, True),
+        "beam_4x2": (SamplingSettings(), BeamSearch(4, 2, 1), 1, True),
     }
     results = {}
-    for name, (settings, beam) in runs.items():
+    for name, (settings, beam, batch, compiled) in runs.items():
         seconds = median_seconds(
-            lambda: generate_steps(module.net, module.head, primer, notes, settings=settings, seed=0, beam=beam),
+            lambda: generate_steps(
+                module.net, module.head, primer, notes, num_samples=batch, settings=settings, seed=0, beam=beam,
+                compiled=compiled,
+            ),
             repeats,
-        )
-        results[f"{name}_notes_per_s"] = notes / seconds
+        )  # fmt: skip
+        results[f"{name}_notes_per_s"] = batch * notes / seconds
     results["beam_4x2_cost"] = results["plain_notes_per_s"] / results["beam_4x2_notes_per_s"]
     return results
 

@@ -33,9 +33,7 @@ def supports(net: nn.Module, top_k: int | None, top_p: float | None) -> bool:
     from musicrnn.nets.ensemble import NoteEnsembleNet
     from musicrnn.nets.note_lstm import NoteLSTM
 
-    if not isinstance(net, (NoteLSTM, NoteEnsembleNet)) or net.config.timing_head != "regression":
-        return False
-    if net.config.velocity:
+    if not isinstance(net, (NoteLSTM, NoteEnsembleNet)):
         return False
     if (top_k is not None and 0 < top_k < net.config.num_pitches) or (top_p is not None and 0.0 < top_p < 1.0):
         return False
@@ -91,6 +89,7 @@ class MemberWeights:
             dense = (stepper.dense[0], stepper.dense[1].squeeze(1)) if stepper.dense is not None else None
             head = (stepper.head_weight, stepper.head_bias.squeeze(1))
             table = net.pitch_tables  # (pitches, K, dim) or None
+            velocity_table = net.velocity_tables  # (bins, K, dim) or None
             log_weights = net.log_weights
         else:  # one network: a member axis of 1
             layers = [(w[None], b) for w, b in zip(stepper.weights, stepper.biases)]
@@ -98,6 +97,8 @@ class MemberWeights:
             dense = (linear.weight.t()[None], linear.bias[None]) if linear is not None else None
             head = (stepper.head_weight[None], stepper.head_bias)
             table = net.pitch_embedding.weight[:, None] if net.pitch_embedding is not None else None
+            embedding = net.velocity_embedding
+            velocity_table = embedding.weight[:, None] if embedding is not None else None
             log_weights = torch.zeros(1)
         array = lambda t: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)  # noqa: E731
         self.first_weight, self.first_bias = column_blocks(array(layers[0][0])), array(layers[0][1])
@@ -116,6 +117,8 @@ class MemberWeights:
         self.dense_bias = array(dense[1]) if dense else np.zeros((k, 1), np.float32)
         self.head_weight, self.head_bias = column_blocks(array(head[0])), array(head[1])
         self.table = array(table) if table is not None else np.zeros((0, k, 0), np.float32)
+        self.velocity_table = array(velocity_table) if velocity_table is not None else np.zeros((0, k, 0), np.float32)
+        self.head_sizes = np.array(stepper.head_sizes, dtype=np.int64)  # pitch, step, duration[, velocity]
         self.log_weights = log_weights.detach().double().cpu().numpy()
 
 
@@ -123,22 +126,25 @@ def compiled_note_loop(
     net: nn.Module,
     out: np.ndarray,
     uniforms: np.ndarray,
-    pitch_logits: np.ndarray,
-    step: np.ndarray,
-    duration: np.ndarray,
+    predictions: np.ndarray,
     h: np.ndarray,
     c: np.ndarray,
-    temperature: float,
+    temperatures: np.ndarray,
     threads: int | None = None,
 ) -> None:
-    """Fill `out` (samples, notes, 3) float32 from the predictions after the primer: `pitch_logits`
-    (samples, pitches), `step` and `duration` (samples,), and the LSTM state `h`, `c` ((layers, K, samples,
-    hidden), updated in place). `uniforms` (notes, samples) float64 are the sampling's random numbers.
+    """Fill `out` (samples, notes, features) float32 from the predictions after the primer: `predictions`
+    (samples, heads) float32, the heads' outputs side by side (pitch logits, step and duration as a value
+    each or logits over their classes, velocity logits), and the LSTM state `h`, `c` ((layers, K, samples,
+    hidden), updated in place). `uniforms` (notes, features, samples) float64 are the sampling's random
+    numbers; `temperatures` those of pitch, step, duration and velocity.
 
     Samples are independent, so a batch is cut into `threads` parts (default: torch's thread count) that run
     at once, each in its own thread (the loop holds no GIL; its products are single-threaded small ones)."""
     weights = MemberWeights(net)
     config = net.config
+    sizes = weights.head_sizes
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    categorical = np.array([True, *(size > 1 for size in sizes[1:3]), True][: len(sizes)])
     fixed = (
         weights.first_weight,
         weights.first_bias,
@@ -150,23 +156,28 @@ def compiled_note_loop(
         weights.head_weight,
         weights.head_bias,
         weights.table,
+        weights.velocity_table,
         weights.log_weights,
-        float(temperature),
+        np.asarray(temperatures, np.float64),
+        offsets,
+        np.asarray(sizes, np.int64),
+        categorical,
         config.num_pitches,
         config.timing_input == "log",
         np.float32(config.timing_resolution),
+        config.velocity_bins,
     )
-    per_sample = [np.ascontiguousarray(a, np.float32) for a in (pitch_logits, step, duration)]
+    predictions = np.ascontiguousarray(predictions, np.float32)
     bounds = np.linspace(0, out.shape[0], min(threads or torch.get_num_threads(), out.shape[0]) + 1).astype(int)
     spans = list(itertools.pairwise(bounds))
     if len(spans) == 1:
-        _note_loop(out, uniforms, *per_sample, h, c, *fixed)
+        _note_loop(out, uniforms, predictions, h, c, *fixed)
         return
     parts = [
         (
             out[lo:hi],
-            np.ascontiguousarray(uniforms[:, lo:hi]),
-            *(a[lo:hi] for a in per_sample),
+            np.ascontiguousarray(uniforms[:, :, lo:hi]),
+            predictions[lo:hi].copy(),
             np.ascontiguousarray(h[:, :, lo:hi]),
             np.ascontiguousarray(c[:, :, lo:hi]),
         )
@@ -265,9 +276,7 @@ def _lstm_cell(gates, h, c):
 def _note_loop(
     out,
     uniforms,
-    pitch_logits,
-    step,
-    duration,
+    predictions,
     h,
     c,
     first_weight,
@@ -280,48 +289,74 @@ def _note_loop(
     head_weight,
     head_bias,
     table,
+    velocity_table,
     log_weights,
-    temperature,
+    temperatures,
+    offsets,
+    sizes,
+    categorical,
     num_pitches,
     log_timing,
     resolution,
+    velocity_bins,
 ):
     layers, members, batch, hidden = h.shape
-    notes = out.shape[1]
-    pitches = pitch_logits.shape[1]
+    notes, features = out.shape[1], out.shape[2]
+    width = predictions.shape[1]
     inputs = first_weight.shape[2] - hidden
-    embedded = table.shape[2] > 0
+    pitch_inputs = table.shape[2] if table.shape[2] > 0 else 1
+    velocity_embedded = velocity_table.shape[2] > 0
+    bin_width = 128 // velocity_bins
     first_rows = np.zeros((batch, inputs + hidden), np.float32)
     rows = np.zeros((batch, 2 * hidden), np.float32)
     gates = np.empty((batch, 4 * hidden), np.float32)
     dense_out = np.empty((batch, dense_bias.shape[1]), np.float32)
     heads = np.empty((batch, head_bias.shape[1]), np.float32)
-    member_log_probs = np.empty((members, batch, pitches), np.float64)
+    member_log_probs = np.empty((members, batch, width), np.float64)
     for i in range(notes):
+        # Each feature as `NoteHeads.sample_step` draws it: a class of a categorical head by `sample_class`'s
+        # rule, a regressed value clamped at 0.
         for b in range(batch):
-            out[b, i, 0] = _sample(pitch_logits[b], uniforms[i, b], temperature)
-            out[b, i, 1] = max(step[b], np.float32(0.0))
-            out[b, i, 2] = max(duration[b], np.float32(0.0))
+            for f in range(features):
+                lo = offsets[f]
+                if categorical[f]:
+                    chosen = _sample(predictions[b, lo : lo + sizes[f]], uniforms[i, f, b], temperatures[f])
+                    if f == 0:
+                        out[b, i, f] = chosen
+                    elif f < 3:
+                        out[b, i, f] = np.float32(chosen) * resolution  # dequantise_time, in float32
+                    else:
+                        out[b, i, f] = chosen * bin_width + bin_width // 2  # bin_velocity
+                else:
+                    out[b, i, f] = max(predictions[b, lo], np.float32(0.0))
         if i + 1 == notes:
             break
-        step[:] = 0.0
-        duration[:] = 0.0
+        if members > 1:
+            predictions[:] = 0.0
         for k in range(members):
             # The note just sampled, encoded as `encode_events` does, beside layer 0's state.
             for b in range(batch):
                 pitch = out[b, i, 0]
-                timing = (out[b, i, 1], out[b, i, 2])
-                if embedded:
+                if table.shape[2] > 0:
                     row = min(max(int(pitch), 0), num_pitches - 1)
-                    for e in range(inputs - 2):
+                    for e in range(pitch_inputs):
                         first_rows[b, e] = table[row, k, e]
                 else:
                     first_rows[b, 0] = pitch / np.float32(num_pitches)
                 for t in range(2):
-                    value = timing[t]
+                    value = out[b, i, 1 + t]
                     if log_timing:
                         value = np.float32(math.log1p(max(value, np.float32(0.0)) / resolution))
-                    first_rows[b, inputs - 2 + t] = value
+                    first_rows[b, pitch_inputs + t] = value
+                if features > 3:
+                    velocity = out[b, i, 3]
+                    if velocity_embedded:
+                        scaled = np.float32(velocity) * np.float32(velocity_bins) / np.float32(128.0)
+                        row = min(max(int(math.floor(scaled)), 0), velocity_bins - 1)
+                        for e in range(velocity_table.shape[2]):
+                            first_rows[b, pitch_inputs + 2 + e] = velocity_table[row, k, e]
+                    else:
+                        first_rows[b, pitch_inputs + 2] = velocity / np.float32(127.0)
                 first_rows[b, inputs:] = h[0, k, b]
             _affine(first_rows, first_weight[k], first_bias[k], gates)
             _lstm_cell(gates, h[0, k], c[0, k])
@@ -330,47 +365,61 @@ def _note_loop(
                 rows[:, hidden:] = h[layer, k]
                 _affine(rows, rest_weight[layer - 1, k], rest_bias[layer - 1, k], gates)
                 _lstm_cell(gates, h[layer, k], c[layer, k])
-            features = h[layers - 1, k]
+            member_features = h[layers - 1, k]
             if has_dense:
-                _affine(features, dense_weight[k], dense_bias[k], dense_out)
-                features = np.maximum(dense_out, np.float32(0.0))
-            _affine(features, head_weight[k], head_bias[k], heads)
-            weight = math.exp(log_weights[k])  # the member's weight in the mixture (1 for one network)
+                _affine(member_features, dense_weight[k], dense_bias[k], dense_out)
+                member_features = np.maximum(dense_out, np.float32(0.0))
+            _affine(member_features, head_weight[k], head_bias[k], heads)
+            if members == 1:
+                predictions[:] = heads
+                continue
+            weight = math.exp(log_weights[k])  # the member's weight in the mixture
             for b in range(batch):
-                step[b] += np.float32(heads[b, pitches] * weight) if members > 1 else heads[b, pitches]
-                duration[b] += np.float32(heads[b, pitches + 1] * weight) if members > 1 else heads[b, pitches + 1]
-                if members == 1:
-                    pitch_logits[b] = heads[b, :pitches]
-                else:  # log_softmax of this member's logits plus its log weight
-                    top = -np.inf
-                    for p in range(pitches):
+                for f in range(features):
+                    lo, size = offsets[f], sizes[f]
+                    if not categorical[f]:  # the weighted mean of the members' predictions
+                        predictions[b, lo] += np.float32(heads[b, lo] * weight)
+                        continue
+                    top = -np.inf  # log_softmax of this member's logits, plus its log weight
+                    for p in range(lo, lo + size):
                         top = max(top, np.float64(heads[b, p]))
                     total = 0.0
-                    for p in range(pitches):
+                    for p in range(lo, lo + size):
                         total += math.exp(heads[b, p] - top)
-                    for p in range(pitches):
+                    for p in range(lo, lo + size):
                         member_log_probs[k, b, p] = heads[b, p] - top - math.log(total) + log_weights[k]
         if members > 1:  # the mixture: log of the weighted mean of the members' probabilities
             for b in range(batch):
-                for p in range(pitches):
-                    top = -np.inf
-                    for k in range(members):
-                        top = max(top, member_log_probs[k, b, p])
-                    total = 0.0
-                    for k in range(members):
-                        total += math.exp(member_log_probs[k, b, p] - top)
-                    pitch_logits[b, p] = top + math.log(total)
+                for f in range(features):
+                    if not categorical[f]:
+                        continue
+                    for p in range(offsets[f], offsets[f] + sizes[f]):
+                        top = -np.inf
+                        for k in range(members):
+                            top = max(top, member_log_probs[k, b, p])
+                        total = 0.0
+                        for k in range(members):
+                            total += math.exp(member_log_probs[k, b, p] - top)
+                        predictions[b, p] = top + math.log(total)
 
 
-def generate_after_primer(net: nn.Module, output, state, uniforms: torch.Tensor, length: int, temperature: float):
+def generate_after_primer(net: nn.Module, output, state, uniforms: torch.Tensor, length: int, settings) -> np.ndarray:
     """The notes after the primer, from the network's output and state at the primer's end: the compiled
-    loop's part of `generation.sampling.generate_steps`. Returns (batch, length, 3) float32."""
+    loop's part of `generation.sampling.generate_steps`. Returns (batch, length, features) float32."""
     # The loop updates the state in place: its own copies, (layers, K, batch, hidden) (K = 1 for one network).
     h, c = (np.array(s.detach().cpu().numpy()[:, None] if s.dim() == 3 else s.detach().cpu().numpy()) for s in state)
-    result = np.empty((output.pitch_logits.shape[0], length, 3), np.float32)
-    last = lambda t: t[:, -1].detach().cpu().numpy()  # noqa: E731
-    compiled_note_loop(
-        net, result, uniforms[:, 0].cpu().numpy().copy(), last(output.pitch_logits), last(output.step),
-        last(output.duration), h, c, temperature,
-    )  # fmt: skip
+    last = lambda t: t[:, -1].detach().cpu().numpy().reshape(t.shape[0], -1)  # noqa: E731
+    parts = [
+        output.pitch_logits,
+        output.step_logits if output.step_logits is not None else output.step,
+        output.duration_logits if output.duration_logits is not None else output.duration,
+    ]
+    parts += [output.velocity_logits] if output.velocity_logits is not None else []
+    predictions = np.concatenate([last(t) for t in parts], axis=1)
+    result = np.empty((predictions.shape[0], length, len(parts)), np.float32)
+    temperature = settings.temperature
+    timing = temperature if settings.timing_temperature is None else settings.timing_temperature
+    velocity = temperature if settings.velocity_temperature is None else settings.velocity_temperature
+    temperatures = np.array([temperature, timing, timing, velocity], np.float64)
+    compiled_note_loop(net, result, uniforms.cpu().numpy().copy(), predictions, h, c, temperatures)
     return result

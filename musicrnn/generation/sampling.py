@@ -127,7 +127,7 @@ def generate_steps(
     output, state = net(inputs)
     plain = beam.width == 1 and not settings.controls_repetition and not with_log_likelihood
     if plain and compiled and compiled_sampling.supports(net, settings.top_k, settings.top_p):
-        result = compiled_sampling.generate_after_primer(net, output, state, uniforms, length, settings.temperature)
+        result = compiled_sampling.generate_after_primer(net, output, state, uniforms, length, settings)
         net.train(was_training)
         return result
     # The primer and every generated step, for repetition control (which reads the steps before) and the
