@@ -149,7 +149,11 @@ def table(r: dict, flops_per_step: float) -> list[dict]:
                 control["beam_4x2_notes_per_s"],
                 None,
             ),
-            ("default note_lstm: time of beam 4 x 2 / sampling", control["beam_4x2_cost"], None),
+            (
+                "default note_lstm, batch 1: time of beam 4 x 2 / sampling, both the torch loop",
+                control["beam_4x2_cost"],
+                None,
+            ),
         ]
     for output, what in (("bernoulli", "independent keys"), ("nade", "RNN-NADE")):
         if f"pianoroll_training_{output}" in r:
