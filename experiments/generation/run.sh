@@ -14,5 +14,5 @@ musicrnn-train model.velocity=false $COMMON task_name=generation_bach_novelocity
 for corpus in bach pop909; do
     run=$(ls -d logs/generation_$corpus/runs/* | tail -1)
     python -m experiments.generation.sweep "$run" --out experiments/generation/results_$corpus.json \
-        > logs/generation/sweep_$corpus.log 2>&1
+        --figure experiments/generation/figures/velocity_$corpus.png > logs/generation/sweep_$corpus.log 2>&1
 done

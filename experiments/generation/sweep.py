@@ -151,6 +151,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--notes", type=int, default=256)
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument(
+        "--figure", type=Path, help="a PNG of the test split's velocity histograms (T 1.0 sampling beside real)"
+    )
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     module = load_module(args.run_dir / "checkpoints" / "best.ckpt")
@@ -172,6 +175,15 @@ def main() -> None:
         print(f"\n{split} ({results[split]['real']['pieces']} real pieces, {results[split]['real']['cut']})\n")
         print(markdown(results[split], results["recommended"]))
     print(f"\nrecommended (chosen on val): {results['recommended']}")
+    if args.figure:
+        from musicrnn.evaluation import figures
+        from musicrnn.evaluation.musical import VELOCITY_HISTOGRAM_WIDTH
+
+        plain = next(row for row in results["test"]["settings"] if row["label"] == label(grid()[6]))
+        histograms = {"generated (T 1.0, sampling)": plain["velocity_histogram"]}
+        histograms["held-out real (test)"] = results["test"]["real"]["velocity_histogram"]
+        figures.save(figures.velocity_figure(histograms, VELOCITY_HISTOGRAM_WIDTH), args.figure)
+        print(f"wrote {args.figure}")
 
 
 if __name__ == "__main__":
