@@ -11,7 +11,13 @@ import pytest
 from musicrnn.evaluation import figures
 from musicrnn.evaluation.features import TIME_BIN_CENTRES, interval_histogram, novelty_features, time_histogram
 from musicrnn.evaluation.musical import musical_metrics
-from musicrnn.evaluation.novelty import NgramIndex, longest_true_run, nearest_similarity, novelty_summary
+from musicrnn.evaluation.novelty import (
+    NgramIndex,
+    longest_true_run,
+    nearest_similarity,
+    ngram_hashes,
+    novelty_summary,
+)
 from musicrnn.evaluation.yang_lerch import FEATURES, overlap_and_kl, yang_lerch
 from musicrnn.midi.audio import audio_unavailable_reason, read_wav_mono, render_wav
 from musicrnn.midi.io import find_midi_files, notes_from_columns, read_midi
@@ -89,6 +95,20 @@ def test_copy_detection_sees_what_histograms_cannot(tmp_path):
     stats = index.copy_stats(np.concatenate([fresh, pasted]))
     assert stats.longest_copied_run == len(pasted)
     assert 0 < stats.copy_rate < 1
+
+
+def test_the_copy_search_finds_what_a_set_lookup_finds(tmp_path):
+    """copy_stats' binary search in the sorted corpus hashes against np.isin, on half-copied real pieces."""
+    corpus = [read_midi(write_piece(tmp_path / f"p{i}.mid", seed=i, with_drums=False)) for i in range(6)]
+    index = NgramIndex(corpus[:3])
+    for piece in corpus[3:] + [np.concatenate([corpus[4][:40], corpus[0][20:80]])]:
+        hashes = ngram_hashes(piece, index.n)
+        expected = np.isin(hashes, index.hashes)
+        stats = index.copy_stats(piece)
+        assert stats.copy_rate == float(expected.mean())
+        run = longest_true_run(expected)
+        assert stats.longest_copied_run == (run + index.n - 1 if run else 0)
+    assert NgramIndex([]).copy_stats(corpus[0]).copy_rate == 0.0
 
 
 def test_longest_true_run():

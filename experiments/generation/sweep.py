@@ -31,7 +31,7 @@ from omegaconf import OmegaConf
 
 from musicrnn.evaluation.likelihood import log_likelihood_per_step
 from musicrnn.evaluation.musical import velocity_histogram
-from musicrnn.evaluation.novelty import novelty_summary
+from musicrnn.evaluation.novelty import TrainingReference, novelty_summary
 from musicrnn.evaluation.repetition import MEASURES, mean_repetition
 from musicrnn.evaluation.samples import read_samples
 from musicrnn.generation.sampling import BeamSearch, generate_steps
@@ -57,7 +57,7 @@ def label(setting: dict) -> str:
     return f"T {setting['temperature']}, penalty {setting['repetition_penalty']}, {beam}"
 
 
-def measure(module, pieces: list[np.ndarray], training: list[np.ndarray]) -> dict:
+def measure(module, pieces: list[np.ndarray], training: TrainingReference) -> dict:
     likelihood = np.array(log_likelihood_per_step(module, pieces))
     return {
         "pieces": len(pieces),
@@ -83,7 +83,7 @@ def run_split(module, datamodule, split: str, args, folder: Path) -> dict:
     events, offsets = datamodule.split_events(split)
     starts = offsets[:-1][: args.primers]
     primers = [events[a : a + args.primer_notes] for a in starts]
-    training = datamodule.pieces("train")
+    training = TrainingReference(datamodule.pieces("train"))
     real_full = datamodule.pieces(split)
     rows = []
     real = None
@@ -170,7 +170,7 @@ def main() -> None:
     chosen = recommend(results["val"])
     results["recommended"] = chosen["label"] if chosen else None
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     for split in ("val", "test"):
         print(f"\n{split} ({results[split]['real']['pieces']} real pieces, {results[split]['real']['cut']})\n")
         print(markdown(results[split], results["recommended"]))

@@ -76,7 +76,7 @@ def evaluate(cfg: DictConfig) -> dict:
     checkpoints = [str(p) for p in paths]
     from musicrnn.evaluation.likelihood import log_likelihood_per_step
     from musicrnn.evaluation.musical import VELOCITY_HISTOGRAM_WIDTH, mean_metrics, velocity_histogram
-    from musicrnn.evaluation.novelty import novelty_summary
+    from musicrnn.evaluation.novelty import TrainingReference, novelty_summary
     from musicrnn.evaluation.repetition import mean_repetition, summarise
     from musicrnn.evaluation.report import markdown_report, write_metrics_json
     from musicrnn.evaluation.samples import read_samples
@@ -147,7 +147,11 @@ def evaluate(cfg: DictConfig) -> dict:
             "scale": f"{['C', 'C#', 'D', 'Eb', 'E', 'F', 'F#', 'G', 'Ab', 'A', 'Bb', 'B'][scale['scale_root'] % 12]} {scale['scale_mode']}",
         },
         "test": {k[len("test/") :]: v for k, v in test_metrics.items() if k.startswith("test/")},
-        "novelty": {"generated": novelty_summary(generated, training), "held_out": novelty_summary(held_out, training)},
+        "novelty": {
+            side: novelty_summary(pieces, reference)
+            for reference in [TrainingReference(training)]
+            for side, pieces in (("generated", generated), ("held_out", held_out))
+        },
         "musical": {"generated": mean_metrics(generated, **scale), "held_out": mean_metrics(held_out, **scale)},
         "repetition": {"generated": mean_repetition(generated), "held_out": mean_repetition(held_out)},
         "log_likelihood": {

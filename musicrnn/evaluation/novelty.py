@@ -84,7 +84,10 @@ class NgramIndex:
         hashes = ngram_hashes(notes, self.n)
         if len(hashes) == 0:
             return CopyStats(0.0, 0, 0)
-        copied = np.isin(hashes, self.hashes, assume_unique=False)
+        # A binary search in the sorted corpus hashes: np.isin would sort the corpus's millions again per piece
+        # (0.6 s a piece on POP909).
+        where = np.searchsorted(self.hashes, hashes).clip(max=max(len(self.hashes) - 1, 0))
+        copied = self.hashes[where] == hashes if len(self.hashes) else np.zeros(len(hashes), dtype=bool)
         longest = longest_true_run(copied)
         return CopyStats(float(copied.mean()), longest + self.n - 1 if longest else 0, len(hashes))
 
@@ -97,13 +100,24 @@ def longest_true_run(flags: np.ndarray) -> int:
     return int((edges[1::2] - edges[::2]).max())
 
 
+class TrainingReference:
+    """What novelty and copying are measured against, built once from the training pieces: their feature
+    vectors and their n-gram index (on POP909, seconds to build; every set of samples measured against the
+    same training set reuses them)."""
+
+    def __init__(self, training: Sequence[np.ndarray], n: int = NGRAM):
+        self.features = feature_matrix(training)
+        self.index = NgramIndex(training, n)
+
+
 def novelty_summary(
-    generated: Sequence[np.ndarray], training: Sequence[np.ndarray], n: int = NGRAM
+    generated: Sequence[np.ndarray], training: Sequence[np.ndarray] | TrainingReference, n: int = NGRAM
 ) -> dict[str, float]:
-    """The numbers the report and the sampling callback show, over a set of generated pieces."""
-    similarity, _ = nearest_similarity(feature_matrix(generated), feature_matrix(training))
-    index = NgramIndex(training, n)
-    copies = [index.copy_stats(piece) for piece in generated]
+    """The numbers the report and the sampling callback show, over a set of generated pieces (`training`:
+    the training pieces, or a `TrainingReference` built from them)."""
+    reference = training if isinstance(training, TrainingReference) else TrainingReference(training, n)
+    similarity, _ = nearest_similarity(feature_matrix(generated), reference.features)
+    copies = [reference.index.copy_stats(piece) for piece in generated]
     return {
         "similarity_mean": float(similarity.mean()),
         "similarity_max": float(similarity.max()),
