@@ -142,10 +142,41 @@ def markdown(result: dict, recommended: str | None) -> str:
     return "\n".join(lines)
 
 
+def combine(paths: list[Path]) -> None:
+    """One recommendation for several corpora, chosen on their validation splits: of the settings whose
+    samples are not less likely than real music on any corpus, the one of lowest mean repetition distance."""
+    results = {path.stem.removeprefix("results_"): json.loads(path.read_text()) for path in paths}
+    names = list(results)
+    lines = ["| setting | " + " | ".join(f"{n} val distance" for n in names) + " | mean | likelihood >= real on all |"]
+    lines.append("|" + "---|" * (len(names) + 3))
+    best, best_mean = None, float("inf")
+    for index, setting in enumerate(grid()):
+        rows = [results[n]["val"]["settings"][index] for n in names]
+        assert all(row["label"] == label(setting) for row in rows)
+        distances = [row["repetition_distance"] for row in rows]
+        allowed = all(
+            row["log_likelihood_per_note"]["mean"] >= results[n]["val"]["real"]["log_likelihood_per_note"]["mean"]
+            for row, n in zip(rows, names)
+        )
+        mean = float(np.mean(distances))
+        if allowed and mean < best_mean:
+            best, best_mean = label(setting), mean
+        cells = " | ".join(f"{d:.3f}" for d in distances)
+        lines.append(f"| {label(setting)} | {cells} | {mean:.3f} | {'yes' if allowed else 'no'} |")
+    print("\n".join(lines))
+    print(f"\nrecommended for all of {', '.join(names)} (chosen on val): {best}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--out", type=Path, required=True, help="results JSON (a markdown table is printed)")
+    parser.add_argument("run_dir", type=Path, nargs="?")
+    parser.add_argument("--out", type=Path, help="results JSON (a markdown table is printed)")
+    parser.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        help="results JSONs of several corpora: the setting of lowest mean validation distance",
+    )
     parser.add_argument("--primers", type=int, default=8)
     parser.add_argument("--primer-notes", type=int, default=100)
     parser.add_argument("--samples", type=int, default=32)
@@ -155,6 +186,11 @@ def main() -> None:
         "--figure", type=Path, help="a PNG of the test split's velocity histograms (T 1.0 sampling beside real)"
     )
     args = parser.parse_args()
+    if args.combine:
+        combine(args.combine)
+        return
+    if args.run_dir is None or args.out is None:
+        parser.error("give RUN_DIR and --out (or --combine RESULTS.json ...)")
     torch.set_grad_enabled(False)
     module = load_module(args.run_dir / "checkpoints" / "best.ckpt")
     config = OmegaConf.load(args.run_dir / ".hydra" / "config.yaml")
