@@ -73,6 +73,7 @@ def main() -> None:
     results["generation"] = run_one("generation", common, in_process=args.quick)
     results["ensemble_generation"] = run_one("ensemble_generation", common, in_process=args.quick)
     results["controlled_generation"] = run_one("controlled_generation", common, in_process=args.quick)
+    results["cli_startup"] = run_one("cli_startup", common, in_process=args.quick)
     if args.jsb and Path(args.jsb).is_file():
         for output in ("bernoulli", "nade"):
             results[f"pianoroll_training_{output}"] = run_one(
@@ -124,6 +125,14 @@ def table(r: dict, flops_per_step: float) -> list[dict]:
         ("ensemble generation, torch loop: time of K=5 / one model", ens["torch_loop_ensemble5_ratio"], None),
         ("ensemble generation, torch loop: K=5 (notes/s)", ens["torch_loop_ensemble5_notes_per_s"], None),
     ]
+    startup = r.get("cli_startup")
+    if startup:
+        rows += [
+            ("CLI: `musicrnn-train model.hiden_size=3` prints its error (s)", startup["typo_seconds"], ("<", 1.5)),
+            ("CLI: `musicrnn-generate` without ckpt_path (s)", startup["no_checkpoint_seconds"], ("<", 1.5)),
+            ("CLI: `musicrnn-train --help` (s)", startup["help_seconds"], ("<", 1.5)),
+            ("CLI: the typo's time / `python -c 'import pytorch_lightning'`", startup["typo_over_import"], None),
+        ]
     control = r.get("controlled_generation")
     if control:
         rows += [

@@ -371,6 +371,31 @@ def controlled_generation(quick: bool = False) -> dict:
     return results
 
 
+def cli_startup(quick: bool = False) -> dict:
+    """Seconds until `musicrnn-train model.hiden_size=3` (a typo), `musicrnn-generate` without a checkpoint
+    and `musicrnn-train --help` return, beside `python -c "import pytorch_lightning"` (median of 3 each)."""
+    import shutil
+    import subprocess
+    import sys
+
+    def seconds(command: list[str]) -> float:
+        def run():
+            subprocess.run(command, capture_output=True, timeout=120)
+
+        return median_seconds(run, 1 if quick else 3, warmup=1)
+
+    train = shutil.which("musicrnn-train") or "musicrnn-train"
+    generate = shutil.which("musicrnn-generate") or "musicrnn-generate"
+    results = {
+        "typo_seconds": seconds([train, "model.hiden_size=3"]),
+        "no_checkpoint_seconds": seconds([generate]),
+        "help_seconds": seconds([train, "--help"]),
+        "import_lightning_seconds": seconds([sys.executable, "-c", "import pytorch_lightning"]),
+    }
+    results["typo_over_import"] = results["typo_seconds"] / results["import_lightning_seconds"]
+    return results
+
+
 def data_preparation(corpus: str, workers: int) -> dict:
     """Parse a MIDI folder into a fresh cache with `workers` processes, then reload it from the cache."""
     from musicrnn.data.corpus import prepare_corpus
@@ -393,6 +418,7 @@ MEASUREMENTS: dict[str, Callable[..., dict]] = {
     "generation": generation,
     "ensemble_generation": ensemble_generation,
     "controlled_generation": controlled_generation,
+    "cli_startup": cli_startup,
     "pianoroll_training": pianoroll_training,
 }
 
