@@ -28,6 +28,8 @@ def test_the_benchmark_suite_runs_and_writes_its_table(tmp_path):
             str(out),
             "--pop909",
             str(corpus),
+            "--device",
+            "cpu",
         ],
         cwd=REPO,
         capture_output=True,
@@ -43,6 +45,9 @@ def test_the_benchmark_suite_runs_and_writes_its_table(tmp_path):
         "generation, batch 1: musicrnn, compiled loop (notes/s)",
         "ensemble generation, compiled loop: time of K=5 / one model",
         "data preparation: 2 workers / 1",
+        "cpu (cpu): training, seed model, bf16 autocast (steps/s)",  # --device is honoured
+        "CLI: `musicrnn-train model.hiden_size=3` prints its error (s)",
+        "default note_lstm, batch 1: beam search 4 x 2 (notes of the result/s)",
     ):
         assert expected in names
     assert all(row["value"] > 0 for row in results["table"])

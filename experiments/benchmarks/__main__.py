@@ -59,6 +59,10 @@ def main() -> None:
         default=os.environ.get("MUSICRNN_JSB_CHORALES"),
         help="the JSB Chorales pickle for the piano-roll training rows (default: $MUSICRNN_JSB_CHORALES)",
     )
+    parser.add_argument(
+        "--device",
+        help="also measure training (fp32, bf16) and generation on this device: cuda, cuda:1, or cpu (the same rows on the CPU)",
+    )
     args = parser.parse_args()
     args.out = args.out or Path("experiments/benchmarks", "results-quick.json" if args.quick else "results.json")
 
@@ -74,6 +78,8 @@ def main() -> None:
     results["ensemble_generation"] = run_one("ensemble_generation", common, in_process=args.quick)
     results["controlled_generation"] = run_one("controlled_generation", common, in_process=args.quick)
     results["cli_startup"] = run_one("cli_startup", common, in_process=args.quick)
+    if args.device:
+        results["device_training"] = run_one("device_training", {**train, "device": args.device}, in_process=args.quick)
     if args.jsb and Path(args.jsb).is_file():
         for output in ("bernoulli", "nade"):
             results[f"pianoroll_training_{output}"] = run_one(
@@ -125,6 +131,19 @@ def table(r: dict, flops_per_step: float) -> list[dict]:
         ("ensemble generation, torch loop: time of K=5 / one model", ens["torch_loop_ensemble5_ratio"], None),
         ("ensemble generation, torch loop: K=5 (notes/s)", ens["torch_loop_ensemble5_notes_per_s"], None),
     ]
+    device = r.get("device_training")
+    if device:
+        name = f"{device['device']} ({device['device_name']})"
+        rows += [
+            (f"{name}: training, seed model, fp32 (steps/s of 64 x 100)", device["training_fp32_steps_per_s"], None),
+            (f"{name}: training, seed model, bf16 autocast (steps/s)", device["training_bf16_steps_per_s"], None),
+            (f"{name}: generation, default note_lstm, batch 1 (notes/s)", device["generation_b1_notes_per_s"], None),
+            (
+                f"{name}: generation, default note_lstm, batch 64 (notes/s, total)",
+                device["generation_b64_notes_per_s"],
+                None,
+            ),
+        ]
     startup = r.get("cli_startup")
     if startup:
         rows += [

@@ -136,6 +136,54 @@ def plain_training(corpus: str | None = None, quick: bool = False) -> dict:
     return {"plain_steps_per_s": time_steps / seconds, "plain_seconds": seconds}
 
 
+def device_training(device: str = "cpu", corpus: str | None = None, quick: bool = False) -> dict:
+    """On `device` (cpu, cuda): training steps/s of the seed model in fp32 and in bf16 autocast (what
+    `trainer.precision=bf16-mixed` does), and generation notes/s of the default note_lstm (the torch loop:
+    the compiled one is CPU-only) at batch 1 and 64."""
+    from musicrnn.generation.sampling import generate_steps
+
+    target = torch.device(device)
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {device}: torch sees no CUDA device here")
+    windows = training_windows(corpus, quick).to(target)
+    steps = 3 if quick else 30
+    results = {
+        "device": str(target),
+        "device_name": torch.cuda.get_device_name(target) if target.type == "cuda" else "cpu",
+    }
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        net = NoteLSTM(SEED_MODEL).to(target)
+        optimizer = torch.optim.Adam(net.parameters(), lr=5e-3)
+        batches = [windows[(i * BATCH) % max(1, len(windows) - BATCH) :][:BATCH] for i in range(steps + 3)]
+
+        def run(batch_list):
+            for batch in batch_list:
+                optimizer.zero_grad(set_to_none=True)
+                with torch.autocast(target.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    loss = seed_loss(net, batch)
+                loss.backward()
+                optimizer.step()
+            if target.type == "cuda":
+                torch.cuda.synchronize(target)
+
+        run(batches[:3])
+        start = time.perf_counter()
+        run(batches[3:])
+        results[f"training_{precision}_steps_per_s"] = steps / (time.perf_counter() - start)
+    module = default_note_model().to(target)
+    primer = np.zeros((25, 4), dtype=np.float32)
+    primer[:, 0], primer[:, 1], primer[:, 2], primer[:, 3] = np.arange(25) % 12 + 60, 0.25, 0.25, 80
+    notes = 16 if quick else 128
+    for batch in (1, 64):
+        seconds = median_seconds(
+            lambda: generate_steps(module.net, module.head, primer, notes, num_samples=batch, seed=0, compiled=False),
+            1 if quick else 3,
+        )
+        results[f"generation_b{batch}_notes_per_s"] = batch * notes / seconds
+    return results
+
+
 def pianoroll_flops_per_frame(hidden: int = 512, dense: int = 512, keys: int = 88, nade_hidden: int = 0) -> float:
     """Forward + backward multiply-adds x 2 per target frame of the JSB recipe's network (one LSTM layer, the
     dense layer, the output; with a NADE its hidden-bias layer and the NADE's two (keys x H) products)."""
@@ -419,6 +467,7 @@ MEASUREMENTS: dict[str, Callable[..., dict]] = {
     "ensemble_generation": ensemble_generation,
     "controlled_generation": controlled_generation,
     "cli_startup": cli_startup,
+    "device_training": device_training,
     "pianoroll_training": pianoroll_training,
 }
 
