@@ -162,7 +162,8 @@ def test_a_primer_of_the_wrong_kind_or_without_notes_is_named(trained, tmp_path)
     from musicrnn.generation.sampling import generate_events, generate_frames
 
     module = load_module(trained)
-    with pytest.raises(ValueError, match=r"primer must have shape \(P >= 1, 3\)"):
+    features = module.head.step_size(module.net)  # pitch, step, duration, velocity: the default note_lstm's 4
+    with pytest.raises(ValueError, match=rf"primer must have shape \(P >= 1, {features}\)"):
         generate_events(module.net, np.zeros((16, 88), np.float32), 5)  # a piano-roll primer for a note model
     from musicrnn.training.models import pianoroll_lstm
 
