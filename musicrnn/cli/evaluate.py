@@ -77,9 +77,10 @@ def evaluate(cfg: DictConfig) -> dict:
     from musicrnn.evaluation.likelihood import log_likelihood_per_step
     from musicrnn.evaluation.musical import VELOCITY_HISTOGRAM_WIDTH, mean_metrics, velocity_histogram
     from musicrnn.evaluation.novelty import TrainingReference, novelty_summary
-    from musicrnn.evaluation.repetition import mean_repetition, summarise
+    from musicrnn.evaluation.repetition import mean_repetition
     from musicrnn.evaluation.report import markdown_report, write_metrics_json
     from musicrnn.evaluation.samples import read_samples
+    from musicrnn.evaluation.summary import summarise
     from musicrnn.evaluation.voicing import voicing
     from musicrnn.evaluation.yang_lerch import yang_lerch
 

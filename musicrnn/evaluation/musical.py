@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from musicrnn.evaluation.summary import summarise
+
 RESOLUTION = 24  # time steps per beat: sixteenths and triplets land on the grid
 BEATS_PER_MEASURE = 4  # groove consistency compares 4/4 bars (what write_midi writes)
 
@@ -66,16 +68,7 @@ def musical_metrics(notes: np.ndarray, scale_root: int = 0, scale_mode: str = "m
 def mean_metrics(pieces: Sequence[np.ndarray], **scale) -> dict[str, dict[str, float]]:
     """Mean and standard deviation of every metric over a set of pieces (NaNs, e.g. a piece too short for
     a metric, are left out)."""
-    rows = [musical_metrics(p, **scale) for p in pieces]
-    summary = {}
-    for name in METRICS:
-        values = np.array([row[name] for row in rows], dtype=np.float64)
-        values = values[np.isfinite(values)]
-        summary[name] = {
-            "mean": float(values.mean()) if len(values) else float("nan"),
-            "std": float(values.std()) if len(values) else float("nan"),
-        }
-    return summary
+    return summarise([musical_metrics(p, **scale) for p in pieces], METRICS)
 
 
 VELOCITY_HISTOGRAM_WIDTH = 8  # velocities per bar of the velocity histogram (16 bars over 0..127)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from musicrnn.evaluation.summary import summarise
+
 NGRAM_SIZES = (4, 8)
 BEATS_PER_BAR = 4  # generated MIDI is written in 4/4
 POSITIONS_PER_BEAT = 4  # a bar's piano roll is on sixteenths
@@ -97,19 +99,6 @@ def repetition_measures(notes: np.ndarray) -> dict[str, float]:
     values["back_to_back_repeat_rate"] = back_to_back_repeat_rate(pitches)
     values["bar_self_similarity"] = bar_self_similarity(notes)
     return values
-
-
-def summarise(rows: Sequence[dict[str, float]], names: Sequence[str]) -> dict[str, dict[str, float]]:
-    """Mean and standard deviation of each named value over rows, NaNs (a piece too short) left out."""
-    summary = {}
-    for name in names:
-        values = np.array([row[name] for row in rows], dtype=np.float64)
-        values = values[np.isfinite(values)]
-        summary[name] = {
-            "mean": float(values.mean()) if len(values) else float("nan"),
-            "std": float(values.std()) if len(values) else float("nan"),
-        }
-    return summary
 
 
 def mean_repetition(pieces: Sequence[np.ndarray]) -> dict[str, dict[str, float]]:
