@@ -102,6 +102,15 @@ def test_generate_several_samples_from_a_stored_primer_reproducibly(trained_run,
         assert len(a) == 25 and (a == b).all()
 
 
+def test_a_run_whose_stdout_is_a_file_prints_lines_not_a_progress_bar(session_corpus, tmp_path):
+    # Captured stdout is not a terminal, as in a SLURM log: the bar (on by default) gives way to epoch lines.
+    args = train_args(session_corpus, tmp_path / "logs", "trainer.max_epochs=2", "trainer.enable_progress_bar=true")
+    result = cli("musicrnn-train", *args, "sample.num_notes=0", "test=false", "logger=none", cwd=tmp_path)
+    assert "it/s" not in result.stdout and "\r" not in result.stdout
+    assert re.search(r"epoch 1/2: train/loss [\d.]+, val/loss [\d.]+", result.stdout)
+    assert re.search(r"epoch 2/2: ", result.stdout)
+
+
 def test_generate_with_repetition_control_and_beam_search(trained_run, tmp_path):
     run_dir, _ = trained_run
     base = [f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "num_notes=40", "num_samples=2", "seed=3"]

@@ -168,13 +168,17 @@ def _trainer(cfg: DictConfig) -> tuple[pl.Trainer, list]:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     # Always: random states in every checkpoint (an exact resume), atomic checkpoint writes and safe reads.
     callbacks.append(RandomStateCheckpoint())
-    # Where no progress bar can be read (it is off, or stdout is a file: SLURM, CI): one line per epoch.
+    # Where no progress bar can be read (it is off, or stdout is a file: SLURM, CI, nohup), one line per epoch
+    # instead; a bar written to a file is thousands of carriage returns, so there it is turned off.
+    extra = {}
     if not cfg.trainer.get("enable_progress_bar", True) or not sys.stdout.isatty():
         mode = OmegaConf.select(cfg, "callbacks.model_checkpoint.mode") or "min"
         callbacks.append(EpochProgressLine(_monitor(cfg), mode))
+        extra["enable_progress_bar"] = False
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, _convert_="all", callbacks=callbacks, logger=loggers or False, plugins=[SafeCheckpointIO()]
-    )
+        cfg.trainer, _convert_="all", callbacks=callbacks, logger=loggers or False, plugins=[SafeCheckpointIO()],
+        **extra,
+    )  # fmt: skip
     return trainer, loggers
 
 
