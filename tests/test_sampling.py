@@ -103,8 +103,8 @@ def test_the_fast_stepper_generates_the_same_notes_as_the_network_itself(config,
         NoteLSTMConfig(hidden_size=32, num_layers=1, dense_size=16, timing_head="categorical", velocity=True),
     ],
 )  # fmt: skip
-@pytest.mark.parametrize("temperature", [1.0, 0.0])
-def test_the_compiled_loop_generates_the_same_notes_as_the_network_itself(config, temperature, monkeypatch):
+@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.0, None), (0.9, 5), (1.0, 1)])
+def test_the_compiled_loop_generates_the_same_notes_as_the_network_itself(config, temperature, top_k, monkeypatch):
     """The Numba loop (compiled_sampling) against the straightforward one (the network's own forward for
     every note, torch's sampling): same seed, same pitches (and timing and velocity classes), regressed
     timing equal to float rounding."""
@@ -117,16 +117,19 @@ def test_the_compiled_loop_generates_the_same_notes_as_the_network_itself(config
     columns = [rng.integers(48, 80, 25), rng.choice([0.0, 0.25, 0.5], 25), rng.choice([0.25, 0.5, 1.0], 25)]
     columns += [rng.integers(30, 120, 25)] if config.velocity else []
     primer = np.stack(columns, 1).astype(np.float32)
-    settings = dict(temperature=temperature, timing_temperature=0.7 if temperature else None)
+    settings = dict(temperature=temperature, timing_temperature=0.7 if temperature else None, top_k=top_k)
     compiled = generate_events(net, primer, 300, num_samples=4, seed=5, **settings)
+    unfiltered = generate_events(net, primer, 300, num_samples=4, seed=5) if top_k else None
     monkeypatch.setattr(NoteLSTM, "stepper", lambda network: network)
     plain = generate_events(net, primer, 300, num_samples=4, seed=5, compiled=False, **settings)
     assert np.array_equal(compiled[..., 0], plain[..., 0])
     if config.timing_head == "categorical":
         assert np.array_equal(compiled, plain)  # every feature is a class
     np.testing.assert_allclose(compiled[..., 1:], plain[..., 1:], atol=1e-5)
-    if temperature > 0:
+    if temperature > 0 and top_k is None:
         assert len(np.unique(compiled[..., 0])) > 20  # it did sample (an untrained greedy model repeats one pitch)
+    if top_k:  # the filter bit: with the k likeliest pitches only, fewer pitches are ever drawn
+        assert len(np.unique(compiled[..., 0])) < len(np.unique(unfiltered[..., 0]))
 
 
 def test_the_compiled_loop_gives_the_same_notes_in_one_thread_or_several(monkeypatch):
@@ -167,9 +170,9 @@ def test_settings_the_compiled_loop_does_not_cover_take_the_torch_loop():
     from musicrnn.generation import compiled_sampling
 
     seed_model = NoteLSTM(NoteLSTMConfig(hidden_size=16, num_layers=1))
-    assert not compiled_sampling.supports(seed_model, 5, None) and not compiled_sampling.supports(seed_model, None, 0.9)
-    assert compiled_sampling.supports(seed_model, 0, 1.0)  # top_k 0 and top_p 1 filter nothing
+    assert not compiled_sampling.supports(seed_model, None, 0.9)  # nucleus sampling takes the torch loop
+    assert compiled_sampling.supports(seed_model, 5, None) and compiled_sampling.supports(seed_model, 0, 1.0)
     primer = np.array([[60, 0.0, 0.5]], dtype=np.float32)
-    a = generate_events(seed_model, primer, 40, top_k=5, seed=1)
-    b = generate_events(seed_model, primer, 40, top_k=5, seed=1, compiled=False)
+    a = generate_events(seed_model, primer, 40, top_p=0.8, seed=1)
+    b = generate_events(seed_model, primer, 40, top_p=0.8, seed=1, compiled=False)
     assert np.array_equal(a, b)

@@ -35,7 +35,7 @@ def supports(net: nn.Module, top_k: int | None, top_p: float | None) -> bool:
 
     if not isinstance(net, (NoteLSTM, NoteEnsembleNet)):
         return False
-    if (top_k is not None and 0 < top_k < net.config.num_pitches) or (top_p is not None and 0.0 < top_p < 1.0):
+    if top_p is not None and 0.0 < top_p < 1.0:  # top-k is covered; nucleus sampling is not yet
         return False
     return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in net.state_dict().values())
 
@@ -131,6 +131,7 @@ def compiled_note_loop(
     c: np.ndarray,
     temperatures: np.ndarray,
     threads: int | None = None,
+    top_k: int | None = None,
 ) -> None:
     """Fill `out` (samples, notes, features) float32 from the predictions after the primer: `predictions`
     (samples, heads) float32, the heads' outputs side by side (pitch logits, step and duration as a value
@@ -166,6 +167,7 @@ def compiled_note_loop(
         config.timing_input == "log",
         np.float32(config.timing_resolution),
         config.velocity_bins,
+        int(top_k or 0),
     )
     predictions = np.ascontiguousarray(predictions, np.float32)
     bounds = np.linspace(0, out.shape[0], min(threads or torch.get_num_threads(), out.shape[0]) + 1).astype(int)
@@ -190,9 +192,10 @@ def compiled_note_loop(
 
 
 @njit(cache=True, error_model="numpy")
-def _sample(logits, u, temperature):
+def _sample(logits, u, temperature, top_k):
     """`sample_class`'s rule for one row: argmax when temperature <= 0, else the class whose cumulative
-    softmax(logits / temperature) (float64) first exceeds u times the total."""
+    softmax(logits / temperature) (float64) first exceeds u times the total; with 0 < top_k < classes, over
+    the classes whose scaled logit is at least the k-th largest (`filter_logits`: ties at the k-th stay)."""
     classes = logits.shape[0]
     if temperature <= 0:
         best = 0
@@ -201,10 +204,17 @@ def _sample(logits, u, temperature):
                 best = p
         return best
     scale = np.float32(1.0 / temperature)  # torch divides a float32 tensor by a scalar as x * (1 / t)
+    kth = -np.inf
+    if 0 < top_k < classes:  # compared in float32, as torch compares the scaled float32 logits
+        values = np.empty(classes, np.float32)
+        for p in range(classes):
+            values[p] = logits[p] * scale
+        kth = np.sort(values)[classes - top_k]
     scaled = np.empty(classes, np.float64)
     top = -np.inf
     for p in range(classes):
-        scaled[p] = np.float64(logits[p] * scale)
+        value = logits[p] * scale
+        scaled[p] = np.float64(value) if value >= kth else -np.inf
         top = max(top, scaled[p])
     total = 0.0
     for p in range(classes):
@@ -299,6 +309,7 @@ def _note_loop(
     log_timing,
     resolution,
     velocity_bins,
+    top_k,
 ):
     layers, members, batch, hidden = h.shape
     notes, features = out.shape[1], out.shape[2]
@@ -320,7 +331,8 @@ def _note_loop(
             for f in range(features):
                 lo = offsets[f]
                 if categorical[f]:
-                    chosen = _sample(predictions[b, lo : lo + sizes[f]], uniforms[i, f, b], temperatures[f])
+                    k = top_k if f == 0 else 0  # top-k filters the pitch only
+                    chosen = _sample(predictions[b, lo : lo + sizes[f]], uniforms[i, f, b], temperatures[f], k)
                     if f == 0:
                         out[b, i, f] = chosen
                     elif f < 3:
@@ -421,5 +433,7 @@ def generate_after_primer(net: nn.Module, output, state, uniforms: torch.Tensor,
     timing = temperature if settings.timing_temperature is None else settings.timing_temperature
     velocity = temperature if settings.velocity_temperature is None else settings.velocity_temperature
     temperatures = np.array([temperature, timing, timing, velocity], np.float64)
-    compiled_note_loop(net, result, uniforms.cpu().numpy().copy(), predictions, h, c, temperatures)
+    compiled_note_loop(
+        net, result, uniforms.cpu().numpy().copy(), predictions, h, c, temperatures, top_k=settings.top_k
+    )
     return result
