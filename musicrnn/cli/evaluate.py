@@ -129,6 +129,8 @@ def evaluate(cfg: DictConfig) -> dict:
     log.info(
         "measuring %d samples against %d training and %d held-out pieces", len(generated), len(training), len(held_out)
     )
+    sides = {"generated": generated, "held_out": held_out}
+    reference = TrainingReference(training)  # built once, for both sides
     results = {
         "setup": {
             "checkpoints": checkpoints,
@@ -148,18 +150,14 @@ def evaluate(cfg: DictConfig) -> dict:
             "scale": f"{['C', 'C#', 'D', 'Eb', 'E', 'F', 'F#', 'G', 'Ab', 'A', 'Bb', 'B'][scale['scale_root'] % 12]} {scale['scale_mode']}",
         },
         "test": {k[len("test/") :]: v for k, v in test_metrics.items() if k.startswith("test/")},
-        "novelty": {
-            side: novelty_summary(pieces, reference)
-            for reference in [TrainingReference(training)]
-            for side, pieces in (("generated", generated), ("held_out", held_out))
-        },
+        "novelty": {side: novelty_summary(pieces, reference) for side, pieces in sides.items()},
         "musical": {"generated": mean_metrics(generated, **scale), "held_out": mean_metrics(held_out, **scale)},
         "repetition": {"generated": mean_repetition(generated), "held_out": mean_repetition(held_out)},
         "log_likelihood": {
-            name: summarise([{"per_step": v} for v in log_likelihood_per_step(module, pieces)], ["per_step"])[
+            side: summarise([{"per_step": v} for v in log_likelihood_per_step(module, pieces)], ["per_step"])[
                 "per_step"
             ]
-            for name, pieces in (("generated", generated), ("held_out", held_out))
+            for side, pieces in sides.items()
         },
         "velocity": {
             "width": VELOCITY_HISTOGRAM_WIDTH,

@@ -59,21 +59,15 @@ def sample_checkpoint(
     include_primer: bool = False,
     seed: int | None = None,
     beam: BeamSearch = BeamSearch(),
-    log_likelihoods: list[float] | None = None,
 ) -> list[Path]:
     """Sample `num_samples` continuations of `length` steps (notes, frames: the representation's) of the
     primer (each the best of a beam search, with `beam`) and write each to a MIDI file (`output`, or
-    output_00.mid, output_01.mid, ... for several). With `log_likelihoods` (a list), each sample's
-    log-likelihood under the model, given its primer, is appended to it."""
+    output_00.mid, output_01.mid, ... for several)."""
     primer_steps = load_primer(module, primer, primer_length, primer_index)
-    generated = generate_steps(
+    samples = generate_steps(
         module.net, module.head, primer_steps, length, num_samples=num_samples, settings=settings, seed=seed,
-        length_name=module.representation.length_setting, beam=beam, with_log_likelihood=log_likelihoods is not None,
+        length_name=module.representation.length_setting, beam=beam,
     )  # fmt: skip
-    samples = generated
-    if log_likelihoods is not None:
-        samples = generated.steps
-        log_likelihoods.extend(float(x) for x in generated.log_likelihood)
     return [
         module.representation.write_midi(steps, path, primer=primer_steps if include_primer else None)
         for steps, path in zip(samples, output_paths(output, num_samples))
