@@ -163,8 +163,10 @@ def test_an_ensembles_nll_on_jsb_is_at_most_its_members_mean():
 
 
 @pytest.mark.slow
-def test_the_nade_model_trains_and_generates_through_the_cli_on_jsb(tmp_path):
-    require_shared(*JSB)
+def test_the_nade_model_trains_and_generates_through_the_cli_on_jsb(tmp_path, monkeypatch):
+    # The experiment reads the pickle's path from MUSICRNN_JSB_CHORALES: set it from ../shared, as the other
+    # JSB tests do, so that `pytest` works without it exported.
+    monkeypatch.setenv("MUSICRNN_JSB_CHORALES", str(require_shared(*JSB)))
     logs = tmp_path / "logs"
     cli(
         "musicrnn-train", "experiment=jsb_nade", f"paths.log_dir={logs}", "model.hidden_size=16",
