@@ -444,18 +444,20 @@ def cli_startup(quick: bool = False) -> dict:
     return results
 
 
-def data_preparation(corpus: str, workers: int) -> dict:
-    """Parse a MIDI folder into a fresh cache with `workers` processes, then reload it from the cache."""
+def data_preparation(corpus: str, workers: int, parser: str = "symusic") -> dict:
+    """Parse a MIDI folder into a fresh cache with `workers` processes and `parser`, then reload it from the
+    cache."""
     from musicrnn.data.corpus import prepare_corpus
+
+    def prepare():
+        return prepare_corpus(corpus, cache_dir=cache, num_workers=workers, progress=False, parser=parser)
 
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
-        corpus_data = prepare_corpus(corpus, cache_dir=cache, num_workers=workers, progress=False)
+        corpus_data = prepare()
         parse = time.perf_counter() - start
         files = len(corpus_data) + len(corpus_data.skipped)
-        reload = median_seconds(
-            lambda: prepare_corpus(corpus, cache_dir=cache, num_workers=workers, progress=False), 3, warmup=0
-        )
+        reload = median_seconds(prepare, 3, warmup=0)
     return {"files": files, "files_per_s": files / parse, "parse_seconds": parse, "reload_seconds": reload}
 
 

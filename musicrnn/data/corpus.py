@@ -37,17 +37,19 @@ from tqdm.auto import tqdm
 
 from musicrnn.errors import MusicrnnError, one_line
 from musicrnn.midi.io import DEFAULT_LIMITS, NOTE_DTYPE, MidiLimits, ReadJob, find_midi_files, read_midi_or_reason
+from musicrnn.midi.parsers import DEFAULT_PARSER, PARSERS
 
 log = logging.getLogger(__name__)
 
 # Still 1 after checksums came: a cache without one is rebuilt in place (same key, same file name), instead
 # of being left behind under an old key.
 CACHE_FORMAT_VERSION = 1
-# Below this many files, one worker process parses them all (~240 files/s per core): more would cost
-# more to start than they save.
+# Below this many files, one worker process parses them all (symusic: ~1,000 POP909 files/s per core;
+# miditoolkit: ~35): more would cost more to start than they save.
 MIN_FILES_FOR_WORKERS = 200
-# Seconds one file may take to parse. A real file takes 0.01 to 1 s (POP909: 0.03 s); a file of the largest
-# size `MidiLimits` allows, 10 to 80 s. A file over it is skipped (its worker is killed and replaced).
+# Seconds one file may take to parse. A real file takes 0.001 to 0.05 s with symusic, 0.01 to 1 s with
+# miditoolkit (POP909: 0.03 s); a file of the largest size `MidiLimits` allows, 10 to 80 s with miditoolkit.
+# A file over it is skipped (its worker is killed and replaced).
 DEFAULT_PARSE_TIMEOUT = 60.0
 # Address space (MiB) a parser process may add to what it starts with (Linux; elsewhere unbounded). Parsing
 # needs about 110 bytes per file byte, so under 1 GB for the largest file `MidiLimits` allows.
@@ -393,10 +395,12 @@ def _settings(
     sustain: bool,
     limits: MidiLimits,
     parse_timeout: float | None,
+    parser: str,
 ) -> dict:
     """What the cache key records about how files are parsed. The later settings enter it only when they
-    differ from their defaults, so that a cache built before a setting existed keeps its key."""
-    settings: dict = {"include_drums": bool(include_drums), "programs": programs}
+    differ from their defaults, so that a cache built before a setting existed keeps its key; the parser
+    always does, so that a cache miditoolkit built (before symusic became the default) is rebuilt once."""
+    settings: dict = {"include_drums": bool(include_drums), "programs": programs, "parser": parser}
     if sustain:
         settings["sustain"] = True
     if limits != DEFAULT_LIMITS:
@@ -417,15 +421,19 @@ def prepare_corpus(
     progress: bool = True,
     limits: MidiLimits = DEFAULT_LIMITS,
     parse_timeout: float | None = DEFAULT_PARSE_TIMEOUT,
+    parser: str = DEFAULT_PARSER,
 ) -> PreparedCorpus:
     """Parse every MIDI file under `root` (recursively) or load the cached result.
 
     Each file is parsed in a worker process (`num_workers` of them for 200 files or more, else one) and
     skipped, with its reason, when it takes longer than `parse_timeout` seconds, needs more than
     `PARSER_MEMORY_MB` of memory, or breaks `limits`. `parse_timeout=None` lifts the time limit (and
-    parses a small folder in this process). Raises `MusicrnnError` when the folder is missing, holds no
-    MIDI file, or no file is usable.
+    parses a small folder in this process). `parser` reads the files: "symusic" (the default) or
+    "miditoolkit" (40x slower; see musicrnn.midi.parsers). Raises `MusicrnnError` when the folder is missing,
+    holds no MIDI file, or no file is usable, and for an unknown parser.
     """
+    if parser not in PARSERS:
+        raise MusicrnnError(f"data.parser={parser!r} is not a MIDI parser: choose one of {', '.join(PARSERS)}")
     if parse_timeout is not None and not parse_timeout > 0:
         raise ValueError(f"parse_timeout must be a positive number of seconds or None, got {parse_timeout}")
     root = Path(root).expanduser().resolve()
@@ -437,7 +445,7 @@ def prepare_corpus(
         raise MusicrnnError(f"no MIDI files (.mid/.midi) under {root}")
 
     programs = tuple(sorted(int(p) for p in programs)) if programs is not None else None
-    settings = _settings(include_drums, programs, sustain, limits, parse_timeout)
+    settings = _settings(include_drums, programs, sustain, limits, parse_timeout, parser)
     cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     key = _cache_key(root, files, settings)
     cache_path = cache_dir / "corpus" / f"{root.name}-{key}.npz"
@@ -445,7 +453,7 @@ def prepare_corpus(
     if cached is not None:
         return cached
 
-    jobs = [ReadJob(str(path), bool(include_drums), programs, bool(sustain), limits) for path in files]
+    jobs = [ReadJob(str(path), bool(include_drums), programs, bool(sustain), limits, parser) for path in files]
     processes = _process_count(num_workers, len(jobs))
     with tqdm(total=len(jobs), desc=f"parsing {root.name}", unit="file", disable=not progress, mininterval=1.0) as bar:
         if parse_timeout is None and processes == 1:

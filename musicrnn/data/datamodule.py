@@ -15,6 +15,7 @@ from musicrnn.data.base import SequenceDataModule
 from musicrnn.data.corpus import DEFAULT_PARSE_TIMEOUT, PreparedCorpus, default_cache_dir, prepare_corpus
 from musicrnn.data.split import SPLITS, split_pieces
 from musicrnn.errors import MusicrnnError
+from musicrnn.midi.parsers import DEFAULT_PARSER
 from musicrnn.representations.notes import NUM_PITCHES, PITCH, VELOCITY, NoteEvents, notes_to_events
 
 log = logging.getLogger(__name__)
@@ -86,10 +87,11 @@ class NoteSequenceDataModule(SequenceDataModule):
         cache_dir: str | None = None,
         num_primers: int = 8,
         parse_timeout: float | None = DEFAULT_PARSE_TIMEOUT,
+        parser: str = DEFAULT_PARSER,
         velocity: bool = False,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["num_workers", "prepare_workers", "cache_dir", "parse_timeout"])
+        self.save_hyperparameters(ignore=["num_workers", "prepare_workers", "cache_dir", "parse_timeout", "parser"])
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
         if stride is not None and stride < 1:
@@ -112,6 +114,7 @@ class NoteSequenceDataModule(SequenceDataModule):
         self.prepare_workers = prepare_workers
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.num_primers = num_primers
+        self.parser = parser  # reads the MIDI files: symusic, or miditoolkit (see musicrnn.midi.parsers)
         self.parse_timeout = parse_timeout  # seconds one MIDI file may take to parse before it is skipped
         self.corpus: PreparedCorpus | None = None
         self.split_indices: dict[str, np.ndarray] = {}
@@ -134,6 +137,7 @@ class NoteSequenceDataModule(SequenceDataModule):
                 programs=self.programs,
                 num_workers=self.prepare_workers,
                 parse_timeout=self.parse_timeout,
+                parser=self.parser,
             )
         return self.corpus
 

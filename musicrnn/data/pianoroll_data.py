@@ -21,6 +21,7 @@ from musicrnn.data.base import SequenceDataModule
 from musicrnn.data.corpus import DEFAULT_PARSE_TIMEOUT, PreparedCorpus, default_cache_dir, prepare_corpus
 from musicrnn.data.split import SPLITS, split_pieces
 from musicrnn.errors import MusicrnnError
+from musicrnn.midi.parsers import DEFAULT_PARSER
 from musicrnn.representations.pianoroll import (
     PIANO_KEYS,
     PIANO_LOWEST_PITCH,
@@ -218,12 +219,13 @@ class PianoRollMidiDataModule(PianoRollDataModule):
         prepare_workers: int | None = None,
         cache_dir: str | None = None,
         parse_timeout: float | None = DEFAULT_PARSE_TIMEOUT,
+        parser: str = DEFAULT_PARSER,
         max_frames: int | None = DEFAULT_MAX_FRAMES,
         **kwargs,
     ):
         kwargs.setdefault("steps_per_quarter", 4)
         super().__init__(**kwargs)
-        self.save_hyperparameters(ignore=["num_workers", "prepare_workers", "cache_dir", "parse_timeout"])
+        self.save_hyperparameters(ignore=["num_workers", "prepare_workers", "cache_dir", "parse_timeout", "parser"])
         if max_frames is not None and max_frames < 1:
             raise ValueError(f"max_frames must be >= 1 or null (no limit), got {max_frames}")
         self.path = path
@@ -234,6 +236,7 @@ class PianoRollMidiDataModule(PianoRollDataModule):
         self.programs = list(programs) if programs is not None else None
         self.prepare_workers = prepare_workers
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.parser = parser  # reads the MIDI files: symusic, or miditoolkit (see musicrnn.midi.parsers)
         self.parse_timeout = parse_timeout
         self.max_frames = max_frames
         self.skipped_rolls: list[tuple[str, str]] = []  # (piece, reason) for pieces with no roll
@@ -249,6 +252,7 @@ class PianoRollMidiDataModule(PianoRollDataModule):
             sustain=self.sustain,
             num_workers=self.prepare_workers,
             parse_timeout=self.parse_timeout,
+            parser=self.parser,
         )
         indices = split_pieces(corpus.names, self.val_fraction, self.test_fraction)
         self.skipped_rolls = []

@@ -1,4 +1,5 @@
-"""Read MIDI files into note arrays and write note arrays back to playable MIDI (miditoolkit).
+"""Read MIDI files into note arrays (symusic or miditoolkit: musicrnn.midi.parsers) and write note arrays back
+to playable MIDI (miditoolkit).
 
 A note array is a numpy structured array with one row per note (`NOTE_DTYPE`). Times are kept in three
 units side by side, because each consumer wants a different one: ticks (exact, for ordering and round
@@ -12,7 +13,6 @@ Nothing is ever sized by a length the file claims.
 
 from __future__ import annotations
 
-import io
 import os
 import struct
 from collections.abc import Iterable, Sequence
@@ -24,6 +24,15 @@ import miditoolkit
 import numpy as np
 
 from musicrnn.errors import MidiReadError
+from musicrnn.midi.parsers import (
+    DEFAULT_PARSER,
+    DEFAULT_TEMPO_BPM,
+    PARSERS,
+    ParsedMidi,
+    ParsedTrack,
+    ParseProblem,
+    parse_midi_bytes,
+)
 
 NOTE_DTYPE = np.dtype(
     [
@@ -41,7 +50,7 @@ NOTE_DTYPE = np.dtype(
 )
 
 MIDI_SUFFIXES = (".mid", ".midi")
-DEFAULT_TEMPO_BPM = 120.0  # the MIDI standard's tempo when a file sets none
+
 MIB = 1024 * 1024
 
 
@@ -49,10 +58,10 @@ MIB = 1024 * 1024
 class MidiLimits:
     """What a piece may be before it is skipped: each bound lies far beyond real music and far below what
     would exhaust a machine. For scale, POP909 and the parser fixtures reach 231 kB, 19,083 notes, 893 beats,
-    593 s and tempos of 13 to 230 bpm. mido parses 0.1 (dense running status) to 0.7 MB/s into about 110
-    bytes of memory per file byte, so the size limit bounds a parse's memory near 1 GB; its time is bounded
-    by the corpus's per-file time limit (a few hostile files of a few hundred kB take hours: miditoolkit
-    pairs stacked note-ons of one pitch in quadratic time).
+    593 s and tempos of 13 to 230 bpm. symusic parses ~40 MB/s; mido (`parser="miditoolkit"`) 0.1 (dense
+    running status) to 0.7 MB/s into about 110 bytes of memory per file byte, so the size limit bounds a
+    parse's memory near 1 GB; its time is bounded by the corpus's per-file time limit (a few hostile files of
+    a few hundred kB take hours there: miditoolkit pairs stacked note-ons of one pitch in quadratic time).
 
     A note-on that is never released is dropped by the parser (miditoolkit pairs each note-on with a
     note-off), so it cannot stretch a piece. A note released absurdly late (or held there by a sustain pedal)
@@ -73,7 +82,6 @@ class MidiLimits:
 
 
 DEFAULT_LIMITS = MidiLimits()
-INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 def empty_notes(n: int = 0) -> np.ndarray:
@@ -99,13 +107,15 @@ def ticks_to_seconds(
     return segment_start_seconds[segment] + (ticks - tempo_ticks[segment]) * seconds_per_tick[segment]
 
 
-def _tempo_map(midi: miditoolkit.MidiFile, last_tick: int) -> tuple[np.ndarray, np.ndarray]:
-    changes = sorted(midi.tempo_changes, key=lambda change: change.time)
-    # Keep the last tempo event at any one tick; a zero or negative tempo cannot be played, so drop it. A
-    # change after the last note moves no note (the seconds of earlier ticks do not depend on it), so it is
-    # dropped too: its tick may be too large for a float, and its tempo should not get the file refused.
+def _tempo_map(parsed: ParsedMidi, last_tick: int) -> tuple[np.ndarray, np.ndarray]:
+    # Keep the last tempo event at any one tick (in file order); a zero or negative tempo cannot be played, so
+    # drop it. A change after the last note moves no note (the seconds of earlier ticks do not depend on it),
+    # so it is dropped too: its tick may be too large for a float, and its tempo should not get the file refused.
+    order = np.argsort(parsed.tempo_ticks, kind="stable")
     by_tick = {
-        int(c.time): float(c.tempo) for c in changes if c.time <= last_tick and np.isfinite(c.tempo) and c.tempo > 0
+        int(t): float(b)
+        for t, b in zip(parsed.tempo_ticks[order], parsed.tempo_bpm[order])
+        if t <= last_tick and np.isfinite(b) and b > 0
     }
     if not by_tick:
         return np.zeros(1), np.array([DEFAULT_TEMPO_BPM])
@@ -116,8 +126,6 @@ def _tempo_map(midi: miditoolkit.MidiFile, last_tick: int) -> tuple[np.ndarray, 
 def _describe(error: BaseException) -> str:
     if isinstance(error, EOFError):
         return "truncated file (unexpected end of data)"
-    if isinstance(error, ZeroDivisionError):  # miditoolkit's only division while reading: 60e6 / tempo
-        return "a tempo of 0 microseconds per beat"
     message = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
@@ -180,12 +188,14 @@ def _read_capped(path: Path, limits: MidiLimits) -> bytes:
     return data
 
 
-def _parse(path: Path, data: bytes) -> miditoolkit.MidiFile:
+def _parse(path: Path, data: bytes, parser: str) -> ParsedMidi:
     problem = structure_problem(data)
     if problem:
         raise MidiReadError(path, f"cannot parse: {problem}")
     try:
-        return miditoolkit.MidiFile(file=io.BytesIO(data))
+        return parse_midi_bytes(data, parser)
+    except ParseProblem as problem:
+        raise MidiReadError(path, str(problem)) from None
     except MemoryError:
         raise  # the caller's process limit speaks for itself (see corpus.py)
     except Exception as error:  # miditoolkit/mido raise many types for malformed input
@@ -219,40 +229,40 @@ def read_midi(
     programs: Sequence[int] | None = None,
     sustain: bool = False,
     limits: MidiLimits = DEFAULT_LIMITS,
+    parser: str = DEFAULT_PARSER,
 ) -> np.ndarray:
     """Read the notes of a MIDI file, sorted by start then pitch.
 
     Instrument selection: every non-drum track by default; `include_drums` adds drum tracks and
     `programs` keeps only tracks with those General MIDI programs. `sustain` holds every note that is
     released while its track's sustain pedal (controller 64, value >= 64) is down until the pedal comes
-    up (or the same pitch is struck again), as a listener hears it. Raises `MidiReadError` (one line,
-    naming the file and the reason) when the file is empty, not MIDI, cannot be parsed, has no selected
-    notes, or breaks one of `limits`.
+    up (or the same pitch is struck again), as a listener hears it. `parser` is "symusic" (the default) or
+    "miditoolkit" (see musicrnn.midi.parsers). Raises `MidiReadError` (one line, naming the file and the
+    reason) when the file is empty, not MIDI, cannot be parsed, has no selected notes, or breaks one of `limits`.
     """
     path = Path(path)
-    midi = _parse(path, _read_capped(path, limits))
+    if parser not in PARSERS:
+        raise ValueError(f"unknown MIDI parser {parser!r}: choose one of {', '.join(PARSERS)}")
+    midi = _parse(path, _read_capped(path, limits), parser)
     if midi.ticks_per_beat <= 0:
         raise MidiReadError(path, f"invalid ticks per beat ({midi.ticks_per_beat})")
 
     selected = [
-        inst
-        for inst in midi.instruments
-        if (include_drums or not inst.is_drum) and (programs is None or inst.program in programs)
+        track
+        for track in midi.tracks
+        if (include_drums or not track.is_drum) and (programs is None or track.program in programs)
     ]
-    count = sum(len(inst.notes) for inst in selected)
+    count = sum(len(track) for track in selected)
     if count == 0:
-        total = sum(len(inst.notes) for inst in midi.instruments)
+        total = sum(len(track) for track in midi.tracks)
         reason = "no notes" if total == 0 else f"no notes in the selected instruments ({total} notes elsewhere)"
         raise MidiReadError(path, reason)
     if count > limits.max_notes:
         raise MidiReadError(path, f"{count} notes, over the {limits.max_notes}-note limit")
 
-    notes = _note_rows(path, selected, count, sustain)
-    # A note that ends before it starts is a broken event pair, not music.
-    notes = notes[notes["end_tick"] >= notes["start_tick"]]
+    notes = _note_rows(selected, sustain)
     if len(notes) == 0:
         raise MidiReadError(path, "no notes with a valid duration")
-    notes = sort_notes(notes)
 
     tempo_ticks, tempo_bpm = _tempo_map(midi, int(notes["end_tick"].max()))
     problem = _tempo_problem(tempo_ticks, tempo_bpm, limits)
@@ -268,27 +278,27 @@ def read_midi(
     return notes
 
 
-def _note_rows(path: Path, selected: list, count: int, sustain: bool) -> np.ndarray:
-    """The selected instruments' notes as rows (ticks, pitch, velocity, program), in track order."""
-    notes = empty_notes(count)
-    row = 0
-    try:
-        for inst in selected:
-            n = len(inst.notes)
-            block = notes[row : row + n]
-            block["pitch"] = [note.pitch for note in inst.notes]
-            block["velocity"] = [note.velocity for note in inst.notes]
-            block["start_tick"] = [note.start for note in inst.notes]
-            block["end_tick"] = [note.end for note in inst.notes]
-            if sustain:
-                block["end_tick"] = sustained_ends(
-                    block["pitch"], block["start_tick"], block["end_tick"], inst.control_changes
-                )
-            block["program"] = inst.program
-            block["is_drum"] = inst.is_drum
-            row += n
-    except OverflowError:  # delta times add up without bound in mido's Python ints
-        raise MidiReadError(path, "a note lies beyond tick 2^63 (absurd delta times)") from None
+def _note_rows(selected: list[ParsedTrack], sustain: bool) -> np.ndarray:
+    """The selected tracks' notes as rows (ticks, pitch, velocity, program), less those that end before they
+    start (a broken event pair, not music), in `sort_notes` order. It sorts the plain columns and fills the
+    rows once: a third of the time of filtering and sorting the rows themselves (a structured array's fields
+    are strided), with the same order (both sorts are stable over the same keys)."""
+    ends = [
+        sustained_ends(t.pitch, t.start, t.end, t.pedal_ticks, t.pedal_values) if sustain and len(t) else t.end
+        for t in selected  # (a track of pedal events alone has no note to hold)
+    ]
+    start = np.concatenate([t.start for t in selected])
+    end = np.concatenate(ends)
+    pitch = np.concatenate([t.pitch for t in selected])
+    valid = np.flatnonzero(end >= start)
+    order = valid[np.lexsort((end[valid], pitch[valid], start[valid]))]
+    notes = empty_notes(len(order))
+    notes["pitch"] = pitch[order]
+    notes["velocity"] = np.concatenate([t.velocity for t in selected])[order]
+    notes["start_tick"] = start[order]
+    notes["end_tick"] = end[order]
+    notes["program"] = np.repeat([t.program for t in selected], [len(t) for t in selected])[order]
+    notes["is_drum"] = np.repeat([t.is_drum for t in selected], [len(t) for t in selected])[order]
     return notes
 
 
@@ -300,6 +310,7 @@ class ReadJob(NamedTuple):
     programs: tuple[int, ...] | None = None
     sustain: bool = False
     limits: MidiLimits = DEFAULT_LIMITS
+    parser: str = DEFAULT_PARSER
 
 
 def read_midi_or_reason(job: Sequence) -> tuple[np.ndarray | None, str | None]:
@@ -307,12 +318,17 @@ def read_midi_or_reason(job: Sequence) -> tuple[np.ndarray | None, str | None]:
     preparation's unit of work. A MemoryError is raised, for the process that runs it to report with its
     memory limit.
 
-    It lives here, not in musicrnn.data, so that a worker process imports only this module (miditoolkit
+    It lives here, not in musicrnn.data, so that a worker process imports only this module (its parser
     and numpy, 0.1 s) and not torch and Lightning through musicrnn.data (3.5 s per worker)."""
     job = ReadJob(*job)
     try:
         notes = read_midi(
-            job.path, include_drums=job.include_drums, programs=job.programs, sustain=job.sustain, limits=job.limits
+            job.path,
+            include_drums=job.include_drums,
+            programs=job.programs,
+            sustain=job.sustain,
+            limits=job.limits,
+            parser=job.parser,
         )
         return notes, None
     except MidiReadError as error:
@@ -323,17 +339,13 @@ def read_midi_or_reason(job: Sequence) -> tuple[np.ndarray | None, str | None]:
         return None, f"unexpected {type(error).__name__}: {' '.join(str(error).split())}"
 
 
-SUSTAIN_CONTROLLER = 64
-
-
-def sustained_ends(pitch: np.ndarray, start: np.ndarray, end: np.ndarray, control_changes) -> np.ndarray:
+def sustained_ends(
+    pitch: np.ndarray, start: np.ndarray, end: np.ndarray, pedal_ticks: np.ndarray, pedal_values: np.ndarray
+) -> np.ndarray:
     """End ticks with the sustain pedal applied: a note released while the pedal is down lasts until the
-    pedal is released, but not past the next onset of the same pitch."""
-    # A pedal event past tick 2^63 is clamped there: it still holds a note to an absurd length (which the
-    # length limits then refuse) without overflowing int64.
-    pedal = sorted(
-        (min(int(c.time), INT64_MAX), int(c.value) >= 64) for c in control_changes if c.number == SUSTAIN_CONTROLLER
-    )
+    pedal is released, but not past the next onset of the same pitch. `pedal_ticks`/`pedal_values` are the
+    track's controller-64 events (value >= 64 is down)."""
+    pedal = sorted(zip(pedal_ticks.tolist(), (pedal_values >= 64).tolist()))
     if not pedal:
         return end
     # Pedal-down intervals [down, up); a pedal still down at the end holds to the last note's end.
