@@ -44,14 +44,14 @@ def test_the_benchmark_suite_runs_and_writes_its_table(tmp_path):
         "training: musicrnn / plain",
         "generation, batch 1: musicrnn, compiled loop (notes/s)",
         "ensemble generation, compiled loop: time of K=5 / one model",
-        "data preparation: 2 workers / 1",
+        "cold preparation, 2 workers: symusic / miditoolkit",
         "cpu (cpu): training, seed model, bf16 autocast (steps/s)",  # --device is honoured
         "CLI: `musicrnn-train model.hiden_size=3` prints its error (s)",
         "default note_lstm, batch 1: beam search 4 x 2 (notes of the result/s)",
     ):
         assert expected in names
     assert all(row["value"] > 0 for row in results["table"])
-    assert results["data_preparation_2"]["files"] == 12
+    assert results["data_preparation_symusic_2"]["files"] == results["data_preparation_miditoolkit_2"]["files"] == 12
     assert "| measurement | value | target | met |" in result.stdout
     assert all(row["met"] is None for row in results["table"])  # tiny sizes: no verdict on any target
 

@@ -86,10 +86,13 @@ def main() -> None:
                 "pianoroll_training", {**common, "jsb": args.jsb, "output": output}, in_process=args.quick
             )
     if args.pop909 and Path(args.pop909).is_dir():
-        for workers in (1, 2):
-            results[f"data_preparation_{workers}"] = run_one(
-                "data_preparation", {"corpus": args.pop909, "workers": workers}, in_process=args.quick
-            )
+        for parser in ("symusic", "miditoolkit"):
+            for workers in (1, 2):
+                results[f"data_preparation_{parser}_{workers}"] = run_one(
+                    "data_preparation",
+                    {"corpus": args.pop909, "workers": workers, "parser": parser},
+                    in_process=args.quick,
+                )
 
     rows = table(results, lstm_flops_per_step())
     results["table"] = rows
@@ -194,14 +197,26 @@ def table(r: dict, flops_per_step: float) -> list[dict]:
                     None,
                 ),
             ]
-    if "data_preparation_1" in r:
-        one, two = r["data_preparation_1"], r["data_preparation_2"]
+    if "data_preparation_symusic_1" in r:
+        fast, fast_one = r["data_preparation_symusic_2"], r["data_preparation_symusic_1"]
+        slow, slow_one = r["data_preparation_miditoolkit_2"], r["data_preparation_miditoolkit_1"]
         rows += [
-            (f"data preparation, 1 worker, {one['files']} files (files/s)", one["files_per_s"], None),
-            ("data preparation, 2 workers (files/s)", two["files_per_s"], None),
-            ("data preparation: 2 workers / 1", two["files_per_s"] / one["files_per_s"], (">=", 1.8)),
-            ("reload a prepared corpus from the cache (s)", two["reload_seconds"], ("<", 0.5)),
-            ("peak RSS of preparation, 2 workers (MiB, parent process)", two["peak_rss_mib"], None),
+            (f"data preparation, symusic, 1 worker, {fast['files']} files (files/s)", fast_one["files_per_s"], None),
+            ("data preparation, symusic, 2 workers (files/s)", fast["files_per_s"], None),
+            ("data preparation, miditoolkit (data.parser=miditoolkit), 2 workers (files/s)", slow["files_per_s"], None),
+            (
+                "cold preparation, 2 workers: symusic / miditoolkit",
+                fast["files_per_s"] / slow["files_per_s"],
+                (">=", 10),
+            ),
+            (
+                "data preparation, miditoolkit: 2 workers / 1 (symusic's is bound by writing the cache)",
+                slow["files_per_s"] / slow_one["files_per_s"],
+                (">=", 1.8),
+            ),
+            ("symusic: 2 workers / 1", fast["files_per_s"] / fast_one["files_per_s"], None),
+            ("reload a prepared corpus from the cache (s)", fast["reload_seconds"], ("<", 0.5)),
+            ("peak RSS of preparation, 2 workers (MiB, parent process)", fast["peak_rss_mib"], None),
         ]
     rows += [
         ("peak RSS of training, batch 64 (MiB)", lightning["peak_rss_mib"], None),
