@@ -28,12 +28,9 @@ def _read(path, **settings) -> tuple[np.ndarray | None, str | None]:
         return None, error.reason
 
 
+@pytest.mark.slow  # (by its time: miditoolkit over the 51 fixtures)
 @pytest.mark.shared_data
-@pytest.mark.parametrize(
-    "settings",
-    [pytest.param({}, marks=pytest.mark.slow), {"sustain": True, "include_drums": True}],  # (slow: time, not spawns)
-    ids=["default", "sustain_drums"],
-)
+@pytest.mark.parametrize("settings", [{}, {"sustain": True, "include_drums": True}], ids=["default", "sustain_drums"])
 def test_the_parsers_agree_on_every_fixture_but_the_listed_ones(settings):
     root = require_shared("midi_fixtures")
     differing = set()

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from musicrnn.generation.sampling import filter_logits, generate_events, sample_class
+from musicrnn.generation.sampling import (
+    NoteHeads,
+    SamplingSettings,
+    filter_logits,
+    generate_events,
+    generate_steps,
+    sample_class,
+)
 from musicrnn.nets import NoteLSTM, NoteLSTMConfig
 
 
@@ -90,21 +97,35 @@ def test_the_fast_stepper_generates_the_same_notes_as_the_network_itself(config,
     torch.testing.assert_close(fused_state[1], reference_state[1], atol=1e-6, rtol=1e-5)
 
 
+COMPILED_LOOP_CONFIGS = [
+    NoteLSTMConfig(hidden_size=128, num_layers=3, dropout=0.3, dense_size=256),  # the seed paper's model
+    NoteLSTMConfig(hidden_size=32, num_layers=1, dense_size=0, pitch_embedding_dim=8, timing_input="log"),
+    # the default note_lstm's kind: embeddings, categorical timing, velocity (as a number, or embedded)
+    NoteLSTMConfig(
+        hidden_size=48, num_layers=2, dense_size=0, pitch_embedding_dim=16, timing_input="log",
+        timing_head="categorical", velocity=True, velocity_embedding_dim=4,
+    ),
+    NoteLSTMConfig(hidden_size=32, num_layers=1, dense_size=16, timing_head="categorical", velocity=True),
+]  # fmt: skip
+BASIC_SAMPLING = [(1.0, None, None, {}), (0.0, None, None, {}), (0.9, 5, None, {}), (1.0, 1, None, {})]
+# Nucleus sampling and repetition control, on the default note_lstm's kind (they act on the pitch alone).
+CONTROLLED_SAMPLING = [
+    (1.0, None, 0.8, {}),
+    (0.9, 8, 0.9, {}),
+    (1.0, None, None, {"repetition_penalty": 1.5, "repetition_window": 8}),
+    (1.0, None, 0.9, {"repetition_penalty": 2.0, "no_repeat_ngram": 3}),
+    (0.0, None, None, {"no_repeat_ngram": 1, "repetition_window": 4}),
+]
+
+
 @pytest.mark.parametrize(
-    "config",
-    [
-        NoteLSTMConfig(hidden_size=128, num_layers=3, dropout=0.3, dense_size=256),  # the seed paper's model
-        NoteLSTMConfig(hidden_size=32, num_layers=1, dense_size=0, pitch_embedding_dim=8, timing_input="log"),
-        # the default note_lstm's kind: embeddings, categorical timing, velocity (as a number, or embedded)
-        NoteLSTMConfig(
-            hidden_size=48, num_layers=2, dense_size=0, pitch_embedding_dim=16, timing_input="log",
-            timing_head="categorical", velocity=True, velocity_embedding_dim=4,
-        ),
-        NoteLSTMConfig(hidden_size=32, num_layers=1, dense_size=16, timing_head="categorical", velocity=True),
-    ],
-)  # fmt: skip
-@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.0, None), (0.9, 5), (1.0, 1)])
-def test_the_compiled_loop_generates_the_same_notes_as_the_network_itself(config, temperature, top_k, monkeypatch):
+    "config, temperature, top_k, top_p, control",
+    [(config, *sampling) for config in COMPILED_LOOP_CONFIGS for sampling in BASIC_SAMPLING]
+    + [(COMPILED_LOOP_CONFIGS[2], *sampling) for sampling in CONTROLLED_SAMPLING],
+)
+def test_the_compiled_loop_generates_the_same_notes_as_the_network_itself(
+    config, temperature, top_k, top_p, control, monkeypatch
+):
     """The Numba loop (compiled_sampling) against the straightforward one (the network's own forward for
     every note, torch's sampling): same seed, same pitches (and timing and velocity classes), regressed
     timing equal to float rounding."""
@@ -112,24 +133,37 @@ def test_the_compiled_loop_generates_the_same_notes_as_the_network_itself(config
 
     torch.manual_seed(0)
     net = NoteLSTM(config).eval()
-    assert compiled_sampling.supports(net, None, None)
+    assert compiled_sampling.supports(net)
     rng = np.random.default_rng(1)
     columns = [rng.integers(48, 80, 25), rng.choice([0.0, 0.25, 0.5], 25), rng.choice([0.25, 0.5, 1.0], 25)]
     columns += [rng.integers(30, 120, 25)] if config.velocity else []
     primer = np.stack(columns, 1).astype(np.float32)
-    settings = dict(temperature=temperature, timing_temperature=0.7 if temperature else None, top_k=top_k)
-    compiled = generate_events(net, primer, 300, num_samples=4, seed=5, **settings)
-    unfiltered = generate_events(net, primer, 300, num_samples=4, seed=5) if top_k else None
+    settings = SamplingSettings(temperature, top_k, top_p, timing_temperature=0.7 if temperature else None, **control)
+
+    def generate(settings, compiled=True):
+        head = NoteHeads(
+            timing_head=config.timing_head, timing_classes=config.timing_classes,
+            timing_resolution=config.timing_resolution, velocity=config.velocity, velocity_bins=config.velocity_bins,
+        )  # fmt: skip
+        return generate_steps(net, head, primer, 300, num_samples=4, settings=settings, seed=5, compiled=compiled)
+
+    compiled = generate(settings)
+    unfiltered = generate(SamplingSettings()) if top_k or top_p or control else None
     monkeypatch.setattr(NoteLSTM, "stepper", lambda network: network)
-    plain = generate_events(net, primer, 300, num_samples=4, seed=5, compiled=False, **settings)
+    plain = generate(settings, compiled=False)
     assert np.array_equal(compiled[..., 0], plain[..., 0])
     if config.timing_head == "categorical":
         assert np.array_equal(compiled, plain)  # every feature is a class
     np.testing.assert_allclose(compiled[..., 1:], plain[..., 1:], atol=1e-5)
-    if temperature > 0 and top_k is None:
+    if temperature > 0 and top_k is None and top_p is None:
         assert len(np.unique(compiled[..., 0])) > 20  # it did sample (an untrained greedy model repeats one pitch)
-    if top_k:  # the filter bit: with the k likeliest pitches only, fewer pitches are ever drawn
+    if top_k or top_p:  # the filter bit: with the likeliest pitches only, fewer pitches are ever drawn
         assert len(np.unique(compiled[..., 0])) < len(np.unique(unfiltered[..., 0]))
+    if control:  # the control bit: other pitches than the same seed without it
+        assert not np.array_equal(compiled[..., 0], unfiltered[..., 0])
+    if control.get("no_repeat_ngram") == 1:  # no pitch again within the window (the 4 pitches before it)
+        pitches = compiled[..., 0]
+        assert all((pitches[:, lag:] != pitches[:, :-lag]).all() for lag in range(1, control["repetition_window"] + 1))
 
 
 def test_the_compiled_loop_gives_the_same_notes_in_one_thread_or_several(monkeypatch):
@@ -166,13 +200,10 @@ def test_weights_are_cut_into_column_blocks_that_keep_each_product_small():
     assert column_blocks(np.zeros((256, 512), np.float32)).shape == (2, 256, 256)  # a seed-model layer: two halves
 
 
-def test_settings_the_compiled_loop_does_not_cover_take_the_torch_loop():
+def test_what_the_compiled_loop_does_not_cover_takes_the_torch_loop():
     from musicrnn.generation import compiled_sampling
+    from musicrnn.nets.pianoroll_rnn import PianoRollRNN, PianoRollRNNConfig
 
-    seed_model = NoteLSTM(NoteLSTMConfig(hidden_size=16, num_layers=1))
-    assert not compiled_sampling.supports(seed_model, None, 0.9)  # nucleus sampling takes the torch loop
-    assert compiled_sampling.supports(seed_model, 5, None) and compiled_sampling.supports(seed_model, 0, 1.0)
-    primer = np.array([[60, 0.0, 0.5]], dtype=np.float32)
-    a = generate_events(seed_model, primer, 40, top_p=0.8, seed=1)
-    b = generate_events(seed_model, primer, 40, top_p=0.8, seed=1, compiled=False)
-    assert np.array_equal(a, b)
+    assert compiled_sampling.supports(NoteLSTM(NoteLSTMConfig(hidden_size=16, num_layers=1)))
+    assert not compiled_sampling.supports(PianoRollRNN(PianoRollRNNConfig(hidden_size=8)))
+    assert not compiled_sampling.supports(NoteLSTM(NoteLSTMConfig(hidden_size=16, num_layers=1)).double())

@@ -1,7 +1,7 @@
 """The measurements behind "what limits it" in experiments/benchmarks/README.md, re-runnable:
 
 python -m experiments.benchmarks.profiles lstm         # the training step: as the paper has it, no dropout, no oneDNN
-python -m experiments.benchmarks.profiles generation   # one compiled generation step at batch 8 and 16, part by part
+python -m experiments.benchmarks.profiles generation   # one compiled generation step at batch 1, 8, 16, part by part
 """
 
 from __future__ import annotations
@@ -40,10 +40,18 @@ def lstm_steps_per_second(variant: str, repeats: int = 30) -> float:
     return 64 * 100 * repeats / (time.perf_counter() - started)
 
 
-def generation_parts(batch: int = 16, repeats: int = 2000) -> dict[str, float]:
+# The products of one generation step, (inputs, outputs) each, and the LSTM layers' hidden size.
+SEED_MODEL_PRODUCTS = ((131, 512), (256, 512), (256, 512), (128, 256), (256, 130)), 128  # 3 layers, dense, heads
+# The default note_lstm: [pitch embedding 64, step, duration, velocity embedding 16, h] x 4 gates, layer 2, the
+# heads (128 pitches + 101 + 101 timing classes + 32 velocity bins).
+DEFAULT_MODEL_PRODUCTS = ((82 + 256, 1024), (512, 1024), (256, 362)), 256
+
+
+def generation_parts(batch: int = 16, repeats: int = 2000, model=SEED_MODEL_PRODUCTS) -> dict[str, float]:
     """Microseconds per generation step at `batch` (one thread), part by part, inside Numba like the compiled
-    loop: the seed model's five products taken as one BLAS call each, then as the loop takes them (8 rows
-    and a column block a call), the LSTM cells of its three layers, the sampling."""
+    loop: the model's products taken as one BLAS call each, then as the loop takes them (8 rows and a column
+    block a call), the LSTM cells of its layers, the sampling of a pitch; and the weight bytes a step reads
+    over the products' time (GB/s: at batch 1 a step reads every weight once for ~2 FLOP per weight)."""
     from numba import njit
 
     from musicrnn.generation.compiled_sampling import _affine, _lstm_cell, _sample, column_blocks
@@ -61,9 +69,9 @@ def generation_parts(batch: int = 16, repeats: int = 2000) -> dict[str, float]:
                 _affine(x, w, b, o)
 
     @njit
-    def cells(gates, h, c, n):
+    def cells(gates, h, c, n, layers):
         for _ in range(n):
-            for _layer in range(3):
+            for _layer in range(layers):
                 _lstm_cell(gates, h, c)
 
     @njit
@@ -71,35 +79,40 @@ def generation_parts(batch: int = 16, repeats: int = 2000) -> dict[str, float]:
         total = 0
         for _ in range(n):
             for b in range(logits.shape[0]):
-                total += _sample(logits[b], 0.5, 1.0)
+                total += _sample(logits[b], 0.5, 1.0, 0, 1.0)
         return total
 
     rng = np.random.default_rng(0)
     f32 = lambda *shape: rng.standard_normal(shape).astype(np.float32)  # noqa: E731
-    # The seed model's products: layer 1 ([pitch, step, duration, h] x 4 gates), layers 2-3, dense, heads.
-    shapes = ((131, 512), (256, 512), (256, 512), (128, 256), (256, 130))
+    shapes, hidden = model
+    layers = sum(n == 4 * hidden for _, n in shapes)
     xs = tuple(f32(batch, k) for k, _ in shapes)
     ws = tuple(f32(k, n) for k, n in shapes)
     blocks = tuple(column_blocks(w) for w in ws)
     biases = tuple(f32(n) for _, n in shapes)
     outs = tuple(np.empty((batch, n), np.float32) for _, n in shapes)
     gates, h, c, logits = (
-        f32(batch, 512),
-        np.zeros((batch, 128), np.float32),
-        np.zeros((batch, 128), np.float32),
+        f32(batch, 4 * hidden),
+        np.zeros((batch, hidden), np.float32),
+        np.zeros((batch, hidden), np.float32),
         f32(batch, 128),
     )
     timings = {}
     for name, run in (
         ("products, one BLAS call each", lambda n: whole_products(xs, ws, n)),
         ("products, 8 rows x column blocks (the loop)", lambda n: block_products(xs, blocks, biases, outs, n)),
-        ("LSTM cells", lambda n: cells(gates, h, c, n)),
+        ("LSTM cells", lambda n: cells(gates, h, c, n, layers)),
         ("sampling", lambda n: sampling(logits, n)),
     ):
         run(1)
         started = time.perf_counter()
         run(repeats)
         timings[name] = (time.perf_counter() - started) / repeats * 1e6
+    weight_bytes = sum(4 * k * n for k, n in shapes)
+    timings["weights read per step (MB)"] = weight_bytes / 1e6
+    timings["weight bytes / products' time (GB/s)"] = (
+        weight_bytes / timings["products, 8 rows x column blocks (the loop)"] / 1e3
+    )
     return timings
 
 
@@ -117,9 +130,11 @@ def main() -> None:
             )
             print(f"training step, {variant}: {rate:,.0f} time steps/s")
     if what in ("generation", "all"):
-        for batch in (8, 16):
-            for name, micros in generation_parts(batch).items():
-                print(f"generation step at batch {batch}, one thread, {name}: {micros:.0f} us")
+        for model_name, model in (("seed model", SEED_MODEL_PRODUCTS), ("default note_lstm", DEFAULT_MODEL_PRODUCTS)):
+            for batch in (1, 8, 16):
+                for name, value in generation_parts(batch, model=model).items():
+                    unit = "" if "(" in name else " us"
+                    print(f"generation step, {model_name}, batch {batch}, one thread, {name}: {value:.1f}{unit}")
 
 
 if __name__ == "__main__":

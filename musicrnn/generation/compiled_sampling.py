@@ -11,31 +11,34 @@ the same rule and the same uniforms as `musicrnn.nets.heads.sample_class`, so fo
 notes as the torch loop (timing equal to float rounding; a pitch could differ only if a uniform fell within
 rounding of a class boundary).
 
-Covered: `NoteLSTM` and `NoteEnsembleNet` on the CPU with regression timing heads (the paper's model),
-any pitch input and timing input, temperature or greedy sampling without top-k/top-p. Everything else
-takes the torch loop (`supports` says which).
+Covered: `NoteLSTM` and `NoteEnsembleNet` (stacked ensembles) on the CPU: any pitch and timing input,
+regression or categorical timing, velocity, temperatures, greedy sampling, top-k, top-p, the repetition
+penalty and no_repeat_ngram. Beam search, likelihoods, other networks and other devices take the torch loop
+(`supports` and `generation.sampling.generate_steps` say which).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import math
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from numba import njit
+from threadpoolctl import ThreadpoolController
 from torch import nn
 
 
-def supports(net: nn.Module, top_k: int | None, top_p: float | None) -> bool:
-    """Whether `compiled_note_loop` can generate from `net` with these sampling settings."""
+def supports(net: nn.Module) -> bool:
+    """Whether `compiled_note_loop` can generate from `net` (every sampling setting is covered)."""
     from musicrnn.nets.ensemble import NoteEnsembleNet
     from musicrnn.nets.note_lstm import NoteLSTM
 
     if not isinstance(net, (NoteLSTM, NoteEnsembleNet)):
-        return False
-    if top_p is not None and 0.0 < top_p < 1.0:  # top-k is covered; nucleus sampling is not yet
         return False
     return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in net.state_dict().values())
 
@@ -44,16 +47,18 @@ def supports(net: nn.Module, top_k: int | None, top_p: float | None) -> bool:
 # place; a larger product first copies the weight matrix into its packed layout, on every call. A (8, 256) x
 # (256, 512) product, a layer of the seed model at 8 samples, is just over: 40 us, against 2 x 10 us for its
 # two column halves (experiments/benchmarks/README.md). So products take at most ROWS rows at a time and the
-# weights are stored cut into column blocks that keep each call under that size.
+# weights are stored cut into column blocks that keep each call under that size, for the rows a product
+# really has: at batch 1 every product of the default model is already small, and whole matrices take 50 us
+# a note where blocks cut for 8 rows take 69 (python -m experiments.benchmarks.profiles generation).
 ROWS = 8
 SMALL_PRODUCT = 1_000_000
 
 
-def column_blocks(weight: np.ndarray) -> np.ndarray:
+def column_blocks(weight: np.ndarray, rows: int = ROWS) -> np.ndarray:
     """(..., in, out) -> (..., blocks, in, out / blocks): the fewest equal column blocks for which a product of
-    ROWS rows stays a small one."""
+    `rows` rows stays a small one."""
     inputs, outputs = weight.shape[-2:]
-    counts = [n for n in range(1, outputs + 1) if outputs % n == 0 and ROWS * inputs * (outputs // n) <= SMALL_PRODUCT]
+    counts = [n for n in range(1, outputs + 1) if outputs % n == 0 and rows * inputs * (outputs // n) <= SMALL_PRODUCT]
     count = counts[0] if counts else outputs  # (one column a block when even that is large)
     blocks = weight.reshape(*weight.shape[:-1], count, outputs // count)
     return np.ascontiguousarray(np.moveaxis(blocks, -2, -3))
@@ -78,9 +83,9 @@ class MemberWeights:
     the network's torch stepper (`net.stepper()`), which already fuses them: per layer the input and
     recurrent weights as one (K, input + hidden, 4 hidden) matrix with the gates in i, f, o, g order, the
     biases summed, the three heads as one (K, features, pitches + 2) matrix; the dense layer as (K, in, out).
-    Every matrix is kept as `column_blocks`."""
+    Every matrix is kept as `column_blocks` for products of `rows` rows."""
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, rows: int = ROWS):
         from musicrnn.nets.ensemble import NoteEnsembleNet
 
         stepper = net.stepper()
@@ -101,11 +106,11 @@ class MemberWeights:
             velocity_table = embedding.weight[:, None] if embedding is not None else None
             log_weights = torch.zeros(1)
         array = lambda t: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)  # noqa: E731
-        self.first_weight, self.first_bias = column_blocks(array(layers[0][0])), array(layers[0][1])
+        self.first_weight, self.first_bias = column_blocks(array(layers[0][0]), rows), array(layers[0][1])
         hidden = self.first_bias.shape[1] // 4
         k = self.first_weight.shape[0]
         # Layers after the first share one shape: one array (layers - 1, K, blocks, 2 hidden, width).
-        rest = column_blocks(array(torch.stack([w for w, _ in layers[1:]]))) if len(layers) > 1 else None
+        rest = column_blocks(array(torch.stack([w for w, _ in layers[1:]])), rows) if len(layers) > 1 else None
         self.rest_weight = rest if rest is not None else np.zeros((0, k, 1, 2 * hidden, 4 * hidden), np.float32)
         self.rest_bias = (
             array(torch.stack([b for _, b in layers[1:]]))
@@ -113,13 +118,73 @@ class MemberWeights:
             else np.zeros((0, k, 4 * hidden), np.float32)
         )
         self.has_dense = dense is not None
-        self.dense_weight = column_blocks(array(dense[0])) if dense else np.zeros((k, 1, 1, 1), np.float32)
+        self.dense_weight = column_blocks(array(dense[0]), rows) if dense else np.zeros((k, 1, 1, 1), np.float32)
         self.dense_bias = array(dense[1]) if dense else np.zeros((k, 1), np.float32)
-        self.head_weight, self.head_bias = column_blocks(array(head[0])), array(head[1])
+        self.head_weight, self.head_bias = column_blocks(array(head[0]), rows), array(head[1])
         self.table = array(table) if table is not None else np.zeros((0, k, 0), np.float32)
         self.velocity_table = array(velocity_table) if velocity_table is not None else np.zeros((0, k, 0), np.float32)
         self.head_sizes = np.array(stepper.head_sizes, dtype=np.int64)  # pitch, step, duration[, velocity]
         self.log_weights = log_weights.detach().double().cpu().numpy()
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()  # (finding the loaded BLAS libraries once: ~1 ms)
+
+
+def single_threaded_blas(wanted: bool = True):
+    """One BLAS thread per caller while the loop's own threads run (or a no-op when not `wanted`). A product
+    at batch 1 (the primer's, or a sample's) wakes OpenBLAS's threads, which then spin for a while on the
+    cores the loop's threads need: 16 samples of 256 notes took 86-105 ms after one, 57 ms without."""
+    return _blas().limit(limits=1, user_api="blas") if wanted else contextlib.nullcontext()
+
+
+@functools.cache
+def _threads(count: int) -> ThreadPoolExecutor:
+    """A pool kept for the process: starting threads for each call cost 1.8 ms, a tenth of 256 notes at 16."""
+    return ThreadPoolExecutor(count, thread_name_prefix="musicrnn-sampling")
+
+
+# The loop's weights for each network and product size, rebuilt when any of its tensors changes (a
+# tensor's version counts its in-place updates, so an optimiser step or load_state_dict is seen): fusing and
+# cutting them takes ~6 ms, a fifth of generating 256 notes at batch 1.
+_WEIGHTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # net -> {rows: (key, weights)}
+
+
+def member_weights(net: nn.Module, rows: int) -> MemberWeights:
+    """`MemberWeights(net, rows)`, cached while the network's tensors stay as they are."""
+    key = tuple((t.data_ptr(), t._version) for t in net.state_dict(keep_vars=True).values())
+    layouts = _WEIGHTS.setdefault(net, {})
+    if rows not in layouts or layouts[rows][0] != key:
+        layouts[rows] = (key, MemberWeights(net, rows))
+    return layouts[rows][1]
+
+
+def _network(weights: MemberWeights, config) -> tuple:
+    """The weights and settings `_advance` takes, in its order."""
+    sizes = weights.head_sizes
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    categorical = np.array([True, *(size > 1 for size in sizes[1:3]), True][: len(sizes)])
+    return (
+        weights.first_weight, weights.first_bias, weights.rest_weight, weights.rest_bias, weights.has_dense,
+        weights.dense_weight, weights.dense_bias, weights.head_weight, weights.head_bias, weights.table,
+        weights.velocity_table, weights.log_weights, offsets, np.asarray(sizes, np.int64), categorical,
+        config.num_pitches, config.timing_input == "log", np.float32(config.timing_resolution), config.velocity_bins,
+    )  # fmt: skip
+
+
+def primer_state(net: nn.Module, primer: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(predictions (1, heads), h, c (layers, K, 1, hidden)) after `primer` ((P, features)) from a zero state,
+    in the loop's arithmetic: one row, which every sample then starts from (they share the primer)."""
+    weights = member_weights(net, 1)
+    layers, members = weights.rest_weight.shape[0] + 1, weights.first_weight.shape[0]
+    hidden = weights.first_bias.shape[1] // 4
+    h = np.zeros((layers, members, 1, hidden), np.float32)
+    c = np.zeros_like(h)
+    predictions = np.zeros((1, int(weights.head_sizes.sum())), np.float32)
+    scratch = _scratch(h, weights.first_weight, weights.dense_bias, weights.head_bias)
+    _feed_primer(np.ascontiguousarray(primer, np.float32), predictions, h, c, scratch, _network(weights, net.config))
+    return predictions, h, c
 
 
 def compiled_note_loop(
@@ -132,49 +197,36 @@ def compiled_note_loop(
     temperatures: np.ndarray,
     threads: int | None = None,
     top_k: int | None = None,
+    top_p: float | None = None,
+    history: np.ndarray | None = None,
+    repetition: tuple[float, int, int] = (1.0, 16, 0),
 ) -> None:
     """Fill `out` (samples, notes, features) float32 from the predictions after the primer: `predictions`
     (samples, heads) float32, the heads' outputs side by side (pitch logits, step and duration as a value
     each or logits over their classes, velocity logits), and the LSTM state `h`, `c` ((layers, K, samples,
     hidden), updated in place). `uniforms` (notes, features, samples) float64 are the sampling's random
-    numbers; `temperatures` those of pitch, step, duration and velocity.
+    numbers; `temperatures` those of pitch, step, duration and velocity. `history` (samples, P + notes)
+    int64 holds the primer's pitches in its first P columns (the loop writes the pitches it draws after
+    them), read by `repetition` = (repetition_penalty, repetition_window, no_repeat_ngram).
 
     Samples are independent, so a batch is cut into `threads` parts (default: torch's thread count) that run
     at once, each in its own thread (the loop holds no GIL; its products are single-threaded small ones)."""
-    weights = MemberWeights(net)
-    config = net.config
-    sizes = weights.head_sizes
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    categorical = np.array([True, *(size > 1 for size in sizes[1:3]), True][: len(sizes)])
-    fixed = (
-        weights.first_weight,
-        weights.first_bias,
-        weights.rest_weight,
-        weights.rest_bias,
-        weights.has_dense,
-        weights.dense_weight,
-        weights.dense_bias,
-        weights.head_weight,
-        weights.head_bias,
-        weights.table,
-        weights.velocity_table,
-        weights.log_weights,
-        np.asarray(temperatures, np.float64),
-        offsets,
-        np.asarray(sizes, np.int64),
-        categorical,
-        config.num_pitches,
-        config.timing_input == "log",
-        np.float32(config.timing_resolution),
-        config.velocity_bins,
-        int(top_k or 0),
-    )
-    predictions = np.ascontiguousarray(predictions, np.float32)
     bounds = np.linspace(0, out.shape[0], min(threads or torch.get_num_threads(), out.shape[0]) + 1).astype(int)
     spans = list(itertools.pairwise(bounds))
-    if len(spans) == 1:
-        _note_loop(out, uniforms, predictions, h, c, *fixed)
-        return
+    weights = member_weights(net, min(max(hi - lo for lo, hi in spans), ROWS))
+    network = _network(weights, net.config)
+    settings = (
+        np.asarray(temperatures, np.float64),
+        int(top_k or 0),
+        float(top_p) if top_p is not None and 0.0 < top_p < 1.0 else 1.0,
+        float(repetition[0]),
+        int(repetition[1]),
+        int(repetition[2]),
+    )
+    if history is None:
+        history = np.zeros((out.shape[0], out.shape[1]), np.int64)
+    primer_length = history.shape[1] - out.shape[1]
+    predictions = np.ascontiguousarray(predictions, np.float32)
     parts = [
         (
             out[lo:hi],
@@ -182,20 +234,34 @@ def compiled_note_loop(
             predictions[lo:hi].copy(),
             np.ascontiguousarray(h[:, :, lo:hi]),
             np.ascontiguousarray(c[:, :, lo:hi]),
+            history[lo:hi].copy(),
         )
         for lo, hi in spans
     ]
-    with ThreadPoolExecutor(len(parts)) as pool:
-        list(pool.map(lambda part: _note_loop(*part, *fixed), parts))  # list(): re-raises a part's error
+
+    def run(part):
+        part_out, part_uniforms, part_predictions, part_h, part_c, part_history = part
+        scratch = _scratch(part_h, weights.first_weight, weights.dense_bias, weights.head_bias)
+        _note_loop(
+            part_out, part_uniforms, part_predictions, part_h, part_c, part_history, primer_length, scratch,
+            network, *settings,
+        )  # fmt: skip
+
+    if len(parts) == 1:
+        run(parts[0])
+    else:
+        with single_threaded_blas():
+            list(_threads(len(parts)).map(run, parts))  # list(): re-raises a part's error
     for (lo, hi), part in zip(spans, parts):
-        h[:, :, lo:hi], c[:, :, lo:hi] = part[-2], part[-1]
+        h[:, :, lo:hi], c[:, :, lo:hi] = part[3], part[4]
 
 
 @njit(cache=True, error_model="numpy")
-def _sample(logits, u, temperature, top_k):
+def _sample(logits, u, temperature, top_k, top_p):
     """`sample_class`'s rule for one row: argmax when temperature <= 0, else the class whose cumulative
     softmax(logits / temperature) (float64) first exceeds u times the total; with 0 < top_k < classes, over
-    the classes whose scaled logit is at least the k-th largest (`filter_logits`: ties at the k-th stay)."""
+    the classes whose scaled logit is at least the k-th largest (`filter_logits`: ties at the k-th stay);
+    with top_p < 1, over the likeliest classes whose probabilities before them sum to less than top_p."""
     classes = logits.shape[0]
     if temperature <= 0:
         best = 0
@@ -216,6 +282,8 @@ def _sample(logits, u, temperature, top_k):
         value = logits[p] * scale
         scaled[p] = np.float64(value) if value >= kth else -np.inf
         top = max(top, scaled[p])
+    if top_p < 1.0:
+        _nucleus(scaled, top, top_p)
     total = 0.0
     for p in range(classes):
         scaled[p] = math.exp(scaled[p] - top)
@@ -228,6 +296,62 @@ def _sample(logits, u, temperature, top_k):
         if scaled[p] > target:
             return p
     return classes - 1
+
+
+@njit(cache=True, error_model="numpy")
+def _nucleus(scaled, top, top_p):
+    """`filter_logits`' nucleus in place (-inf outside it): in descending order (stable, so ties in class
+    order), a class is dropped once the probabilities (float64 softmax) of the classes before it reach top_p."""
+    order = np.argsort(-scaled, kind="mergesort")
+    total = 0.0
+    for p in range(scaled.shape[0]):
+        total += math.exp(scaled[p] - top)
+    cumulative = 0.0
+    for j in range(order.shape[0]):
+        p = order[j]
+        probability = math.exp(scaled[p] - top) / total
+        cumulative += probability
+        if cumulative - probability >= top_p:  # as torch computes what comes before: cumsum - probs
+            scaled[p] = -np.inf
+
+
+@njit(cache=True)
+def _control_repetition(logits, history, length, penalty, window, ngram, seen):
+    """`NoteHeads.pitch_logits` for one row, in place: CTRL's penalty on each pitch of the last `window` of
+    the `length` pitches so far in `history`, then -inf on each pitch that would complete an n-gram of that
+    window (none when that bans every pitch)."""
+    classes = logits.shape[0]
+    start = max(length - window, 0)
+    if penalty != 1.0:
+        seen[:] = False
+        for t in range(start, length):
+            if 0 <= history[t] < classes:
+                seen[history[t]] = True
+        shrink, grow = np.float32(1.0 / penalty), np.float32(penalty)  # torch: x / p as x * (1 / p), in float32
+        for p in range(classes):
+            if seen[p]:
+                logits[p] = logits[p] * shrink if logits[p] > 0 else logits[p] * grow
+    span = length - start
+    if ngram < 1 or span < ngram:
+        return
+    seen[:] = False
+    for j in range(start, length - ngram + 1):
+        follows = True
+        for q in range(ngram - 1):  # the n - 1 pitches before this n-gram's last against the last n - 1
+            if history[j + q] != history[length - ngram + 1 + q]:
+                follows = False
+                break
+        last = history[j + ngram - 1]
+        if follows and 0 <= last < classes:
+            seen[last] = True
+    banned = 0
+    for p in range(classes):
+        banned += seen[p]
+    if banned == classes:
+        return
+    for p in range(classes):
+        if seen[p]:
+            logits[p] = -np.inf
 
 
 # tanh as a ratio of polynomials (Eigen's float tanh: error < 4e-7 over the line), multiplies, adds and one
@@ -282,158 +406,176 @@ def _lstm_cell(gates, h, c):
             hb[j] = _sigmoid(og[j]) * _tanh(cell)
 
 
-@njit(cache=True, nogil=True)  # nogil: halves of a batch run in two threads at once
-def _note_loop(
-    out,
-    uniforms,
-    predictions,
-    h,
-    c,
-    first_weight,
-    first_bias,
-    rest_weight,
-    rest_bias,
-    has_dense,
-    dense_weight,
-    dense_bias,
-    head_weight,
-    head_bias,
-    table,
-    velocity_table,
-    log_weights,
-    temperatures,
-    offsets,
-    sizes,
-    categorical,
-    num_pitches,
-    log_timing,
-    resolution,
-    velocity_bins,
-    top_k,
-):
+@njit(cache=True, nogil=True)
+def _advance(
+    notes_in, predictions, h, c, first_rows, rows, gates, dense_out, heads, member_log_probs,
+    first_weight, first_bias, rest_weight, rest_bias, has_dense, dense_weight, dense_bias, head_weight, head_bias,
+    table, velocity_table, log_weights, offsets, sizes, categorical, num_pitches, log_timing, resolution, velocity_bins,
+):  # fmt: skip
+    """Feed one note per row (`notes_in`, (batch, features): pitch, step, duration[, velocity], as generated)
+    through every member: the state `h`, `c` moves on in place and `predictions` becomes the next note's (the
+    members' mixture for an ensemble). The rest are scratch arrays and the weights."""
     layers, members, batch, hidden = h.shape
-    notes, features = out.shape[1], out.shape[2]
-    width = predictions.shape[1]
+    features = notes_in.shape[1]
     inputs = first_weight.shape[2] - hidden
     pitch_inputs = table.shape[2] if table.shape[2] > 0 else 1
     velocity_embedded = velocity_table.shape[2] > 0
+    if members > 1:
+        predictions[:] = 0.0
+    for k in range(members):
+        # The note, encoded as `encode_events` does, beside layer 0's state.
+        for b in range(batch):
+            pitch = notes_in[b, 0]
+            if table.shape[2] > 0:
+                row = min(max(int(pitch), 0), num_pitches - 1)
+                for e in range(pitch_inputs):
+                    first_rows[b, e] = table[row, k, e]
+            else:
+                first_rows[b, 0] = pitch / np.float32(num_pitches)
+            for t in range(2):
+                value = notes_in[b, 1 + t]
+                if log_timing:
+                    value = np.float32(math.log1p(max(value, np.float32(0.0)) / resolution))
+                first_rows[b, pitch_inputs + t] = value
+            if features > 3:
+                velocity = notes_in[b, 3]
+                if velocity_embedded:
+                    scaled = np.float32(velocity) * np.float32(velocity_bins) / np.float32(128.0)
+                    row = min(max(int(math.floor(scaled)), 0), velocity_bins - 1)
+                    for e in range(velocity_table.shape[2]):
+                        first_rows[b, pitch_inputs + 2 + e] = velocity_table[row, k, e]
+                else:
+                    first_rows[b, pitch_inputs + 2] = velocity / np.float32(127.0)
+            first_rows[b, inputs:] = h[0, k, b]
+        _affine(first_rows, first_weight[k], first_bias[k], gates)
+        _lstm_cell(gates, h[0, k], c[0, k])
+        for layer in range(1, layers):
+            rows[:, :hidden] = h[layer - 1, k]
+            rows[:, hidden:] = h[layer, k]
+            _affine(rows, rest_weight[layer - 1, k], rest_bias[layer - 1, k], gates)
+            _lstm_cell(gates, h[layer, k], c[layer, k])
+        member_features = h[layers - 1, k]
+        if has_dense:
+            _affine(member_features, dense_weight[k], dense_bias[k], dense_out)
+            member_features = np.maximum(dense_out, np.float32(0.0))
+        _affine(member_features, head_weight[k], head_bias[k], heads)
+        if members == 1:
+            predictions[:] = heads
+            continue
+        weight = math.exp(log_weights[k])  # the member's weight in the mixture
+        for b in range(batch):
+            for f in range(features):
+                lo, size = offsets[f], sizes[f]
+                if not categorical[f]:  # the weighted mean of the members' predictions
+                    predictions[b, lo] += np.float32(heads[b, lo] * weight)
+                    continue
+                top = -np.inf  # log_softmax of this member's logits, plus its log weight
+                for p in range(lo, lo + size):
+                    top = max(top, np.float64(heads[b, p]))
+                total = 0.0
+                for p in range(lo, lo + size):
+                    total += math.exp(heads[b, p] - top)
+                for p in range(lo, lo + size):
+                    member_log_probs[k, b, p] = heads[b, p] - top - math.log(total) + log_weights[k]
+    if members > 1:  # the mixture: log of the weighted mean of the members' probabilities
+        for b in range(batch):
+            for f in range(features):
+                if not categorical[f]:
+                    continue
+                for p in range(offsets[f], offsets[f] + sizes[f]):
+                    top = -np.inf
+                    for k in range(members):
+                        top = max(top, member_log_probs[k, b, p])
+                    total = 0.0
+                    for k in range(members):
+                        total += math.exp(member_log_probs[k, b, p] - top)
+                    predictions[b, p] = top + math.log(total)
+
+
+def _scratch(h: np.ndarray, first_weight: np.ndarray, dense_bias: np.ndarray, head_bias: np.ndarray):
+    """The scratch arrays `_advance` writes: layer inputs, gates, dense and head outputs, members' log-probs."""
+    layers, members, batch, hidden = h.shape
+    return (
+        np.zeros((batch, first_weight.shape[2]), np.float32),
+        np.zeros((batch, 2 * hidden), np.float32),
+        np.empty((batch, 4 * hidden), np.float32),
+        np.empty((batch, dense_bias.shape[1]), np.float32),
+        np.empty((batch, head_bias.shape[1]), np.float32),
+        np.empty((members, batch, head_bias.shape[1]), np.float64),
+    )
+
+
+@njit(cache=True, nogil=True)  # nogil: halves of a batch run in two threads at once
+def _note_loop(
+    out, uniforms, predictions, h, c, history, primer_length, scratch, network,
+    temperatures, top_k, top_p, penalty, window, ngram,
+):  # fmt: skip
+    """Sample `out` (batch, notes, features) note by note from `predictions`, feeding each note back through
+    `_advance` (`network`: its weights and settings, in its order)."""
+    batch, notes, features = out.shape
+    offsets, sizes, categorical = network[12], network[13], network[14]
+    resolution, velocity_bins = network[17], network[18]
     bin_width = 128 // velocity_bins
-    first_rows = np.zeros((batch, inputs + hidden), np.float32)
-    rows = np.zeros((batch, 2 * hidden), np.float32)
-    gates = np.empty((batch, 4 * hidden), np.float32)
-    dense_out = np.empty((batch, dense_bias.shape[1]), np.float32)
-    heads = np.empty((batch, head_bias.shape[1]), np.float32)
-    member_log_probs = np.empty((members, batch, width), np.float64)
+    pitch_logits = np.empty(sizes[0], np.float32)
+    seen = np.zeros(sizes[0], np.bool_)
+    controls = penalty != 1.0 or ngram > 0
     for i in range(notes):
         # Each feature as `NoteHeads.sample_step` draws it: a class of a categorical head by `sample_class`'s
         # rule, a regressed value clamped at 0.
         for b in range(batch):
             for f in range(features):
                 lo = offsets[f]
-                if categorical[f]:
-                    k = top_k if f == 0 else 0  # top-k filters the pitch only
-                    chosen = _sample(predictions[b, lo : lo + sizes[f]], uniforms[i, f, b], temperatures[f], k)
-                    if f == 0:
-                        out[b, i, f] = chosen
-                    elif f < 3:
+                if f == 0:  # repetition control, top-k and top-p apply to the pitch only
+                    pitch_logits[:] = predictions[b, lo : lo + sizes[f]]
+                    if controls:
+                        _control_repetition(pitch_logits, history[b], primer_length + i, penalty, window, ngram, seen)
+                    chosen = _sample(pitch_logits, uniforms[i, f, b], temperatures[f], top_k, top_p)
+                    out[b, i, f] = chosen
+                    history[b, primer_length + i] = chosen
+                elif categorical[f]:
+                    chosen = _sample(predictions[b, lo : lo + sizes[f]], uniforms[i, f, b], temperatures[f], 0, 1.0)
+                    if f < 3:
                         out[b, i, f] = np.float32(chosen) * resolution  # dequantise_time, in float32
                     else:
                         out[b, i, f] = chosen * bin_width + bin_width // 2  # bin_velocity
                 else:
                     out[b, i, f] = max(predictions[b, lo], np.float32(0.0))
-        if i + 1 == notes:
-            break
-        if members > 1:
-            predictions[:] = 0.0
-        for k in range(members):
-            # The note just sampled, encoded as `encode_events` does, beside layer 0's state.
-            for b in range(batch):
-                pitch = out[b, i, 0]
-                if table.shape[2] > 0:
-                    row = min(max(int(pitch), 0), num_pitches - 1)
-                    for e in range(pitch_inputs):
-                        first_rows[b, e] = table[row, k, e]
-                else:
-                    first_rows[b, 0] = pitch / np.float32(num_pitches)
-                for t in range(2):
-                    value = out[b, i, 1 + t]
-                    if log_timing:
-                        value = np.float32(math.log1p(max(value, np.float32(0.0)) / resolution))
-                    first_rows[b, pitch_inputs + t] = value
-                if features > 3:
-                    velocity = out[b, i, 3]
-                    if velocity_embedded:
-                        scaled = np.float32(velocity) * np.float32(velocity_bins) / np.float32(128.0)
-                        row = min(max(int(math.floor(scaled)), 0), velocity_bins - 1)
-                        for e in range(velocity_table.shape[2]):
-                            first_rows[b, pitch_inputs + 2 + e] = velocity_table[row, k, e]
-                    else:
-                        first_rows[b, pitch_inputs + 2] = velocity / np.float32(127.0)
-                first_rows[b, inputs:] = h[0, k, b]
-            _affine(first_rows, first_weight[k], first_bias[k], gates)
-            _lstm_cell(gates, h[0, k], c[0, k])
-            for layer in range(1, layers):
-                rows[:, :hidden] = h[layer - 1, k]
-                rows[:, hidden:] = h[layer, k]
-                _affine(rows, rest_weight[layer - 1, k], rest_bias[layer - 1, k], gates)
-                _lstm_cell(gates, h[layer, k], c[layer, k])
-            member_features = h[layers - 1, k]
-            if has_dense:
-                _affine(member_features, dense_weight[k], dense_bias[k], dense_out)
-                member_features = np.maximum(dense_out, np.float32(0.0))
-            _affine(member_features, head_weight[k], head_bias[k], heads)
-            if members == 1:
-                predictions[:] = heads
-                continue
-            weight = math.exp(log_weights[k])  # the member's weight in the mixture
-            for b in range(batch):
-                for f in range(features):
-                    lo, size = offsets[f], sizes[f]
-                    if not categorical[f]:  # the weighted mean of the members' predictions
-                        predictions[b, lo] += np.float32(heads[b, lo] * weight)
-                        continue
-                    top = -np.inf  # log_softmax of this member's logits, plus its log weight
-                    for p in range(lo, lo + size):
-                        top = max(top, np.float64(heads[b, p]))
-                    total = 0.0
-                    for p in range(lo, lo + size):
-                        total += math.exp(heads[b, p] - top)
-                    for p in range(lo, lo + size):
-                        member_log_probs[k, b, p] = heads[b, p] - top - math.log(total) + log_weights[k]
-        if members > 1:  # the mixture: log of the weighted mean of the members' probabilities
-            for b in range(batch):
-                for f in range(features):
-                    if not categorical[f]:
-                        continue
-                    for p in range(offsets[f], offsets[f] + sizes[f]):
-                        top = -np.inf
-                        for k in range(members):
-                            top = max(top, member_log_probs[k, b, p])
-                        total = 0.0
-                        for k in range(members):
-                            total += math.exp(member_log_probs[k, b, p] - top)
-                        predictions[b, p] = top + math.log(total)
+        if i + 1 < notes:
+            _advance(out[:, i], predictions, h, c, *scratch, *network)
 
 
-def generate_after_primer(net: nn.Module, output, state, uniforms: torch.Tensor, length: int, settings) -> np.ndarray:
-    """The notes after the primer, from the network's output and state at the primer's end: the compiled
-    loop's part of `generation.sampling.generate_steps`. Returns (batch, length, features) float32."""
-    # The loop updates the state in place: its own copies, (layers, K, batch, hidden) (K = 1 for one network).
-    h, c = (np.array(s.detach().cpu().numpy()[:, None] if s.dim() == 3 else s.detach().cpu().numpy()) for s in state)
-    last = lambda t: t[:, -1].detach().cpu().numpy().reshape(t.shape[0], -1)  # noqa: E731
-    parts = [
-        output.pitch_logits,
-        output.step_logits if output.step_logits is not None else output.step,
-        output.duration_logits if output.duration_logits is not None else output.duration,
-    ]
-    parts += [output.velocity_logits] if output.velocity_logits is not None else []
-    predictions = np.concatenate([last(t) for t in parts], axis=1)
-    result = np.empty((predictions.shape[0], length, len(parts)), np.float32)
+@njit(cache=True, nogil=True)
+def _feed_primer(primer, predictions, h, c, scratch, network):
+    """The state and predictions after `primer` ((P, features)), fed note by note from a zero state."""
+    for j in range(primer.shape[0]):
+        _advance(primer[j : j + 1], predictions, h, c, *scratch, *network)
+
+
+def generate_after_primer(
+    net: nn.Module, uniforms: torch.Tensor, length: int, settings, primer: np.ndarray
+) -> np.ndarray:
+    """The notes after `primer` ((P, features)): the compiled loop's part of `generation.sampling.generate_steps`,
+    the primer included (fed once, every sample starting from its state). Returns (batch, length, features)
+    float32, batch = uniforms' last axis."""
+    batch = uniforms.shape[-1]
+    with single_threaded_blas(min(batch, torch.get_num_threads()) > 1):
+        return _generate_after_primer(net, uniforms, length, settings, primer, batch)
+
+
+def _generate_after_primer(net, uniforms, length, settings, primer, batch) -> np.ndarray:
+    one_predictions, one_h, one_c = primer_state(net, primer)
+    predictions = np.repeat(one_predictions, batch, axis=0)
+    h, c = (np.repeat(s, batch, axis=2) for s in (one_h, one_c))
+    result = np.empty((batch, length, net.config.num_features), np.float32)
     temperature = settings.temperature
     timing = temperature if settings.timing_temperature is None else settings.timing_temperature
     velocity = temperature if settings.velocity_temperature is None else settings.velocity_temperature
     temperatures = np.array([temperature, timing, timing, velocity], np.float64)
+    history = np.zeros((batch, len(primer) + length), np.int64)
+    history[:, : len(primer)] = primer[:, 0].astype(np.int64)  # the pitches, as the torch loop reads them
     compiled_note_loop(
-        net, result, uniforms.cpu().numpy().copy(), predictions, h, c, temperatures, top_k=settings.top_k
-    )
+        net, result, uniforms.cpu().numpy().copy(), predictions, h, c, temperatures,
+        top_k=settings.top_k, top_p=settings.top_p, history=history,
+        repetition=(settings.repetition_penalty, settings.repetition_window, settings.no_repeat_ngram),
+    )  # fmt: skip
     return result

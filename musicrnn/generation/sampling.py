@@ -106,9 +106,9 @@ def generate_steps(
     `with_log_likelihood` a `GeneratedSteps` that also holds each sample's log-likelihood under the model.
 
     With `compiled` (the default) the steps after the primer come from the Numba-compiled loop where it
-    covers the network and settings (`compiled_sampling.supports`: the paper's regression-timing note models
-    on the CPU, without top-k/top-p, velocity, repetition control or beam search); it draws the same notes as
-    the torch loop for the same seed. With `beam`, each sample is the best of a beam search (`BeamSearch`).
+    covers the network (`compiled_sampling.supports`: note models and their ensembles on the CPU, with every
+    sampling setting) and no beam search or likelihood is asked for; it draws the same notes as the torch
+    loop for the same seed. With `beam`, each sample is the best of a beam search (`BeamSearch`).
     """
     if length < 1 or num_samples < 1:
         raise ValueError(f"{length_name} and num_samples must be >= 1, got {length}, {num_samples}")
@@ -122,14 +122,17 @@ def generate_steps(
     generator = seeded_generator(device, seed)
     rows = num_samples * beam.width  # sample s owns rows s * width .. (s + 1) * width - 1
 
-    inputs = torch.from_numpy(primer).to(device).unsqueeze(0).expand(rows, -1, -1).contiguous()
     uniforms = head.draw_uniforms(length, rows, generator, device)
-    output, state = net(inputs)
-    plain = beam.width == 1 and not settings.controls_repetition and not with_log_likelihood
-    if plain and compiled and compiled_sampling.supports(net, settings.top_k, settings.top_p):
-        result = compiled_sampling.generate_after_primer(net, output, state, uniforms, length, settings)
+    plain = beam.width == 1 and not with_log_likelihood
+    if plain and compiled and compiled_sampling.supports(net):
+        # The primer too goes through the compiled loop (once: every sample starts from its state), not
+        # through torch, whose OpenMP threads spin for a while after each parallel region and slowed the
+        # loop that follows by a fifth.
+        result = compiled_sampling.generate_after_primer(net, uniforms, length, settings, primer)
         net.train(was_training)
         return result
+    inputs = torch.from_numpy(primer).to(device).unsqueeze(0).expand(rows, -1, -1).contiguous()
+    output, state = net(inputs)
     # The primer and every generated step, for repetition control (which reads the steps before) and the
     # beam's reordering.
     steps = torch.cat([inputs, torch.empty(rows, length, features, device=device)], dim=1)

@@ -124,10 +124,12 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and 0.0 < top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        # Stable, so that tied classes enter in class order; float64, as the sampling itself (and the
+        # compiled loop, which mirrors this) computes probabilities.
+        sorted_logits, order = torch.sort(logits, descending=True, stable=True, dim=-1)
+        probs = torch.softmax(sorted_logits.double(), dim=-1)
         # Drop a class once the classes before it already reach top_p.
-        drop_sorted = (cumulative - torch.softmax(sorted_logits, dim=-1)) >= top_p
+        drop_sorted = (probs.cumsum(dim=-1) - probs) >= top_p
         drop = drop_sorted.scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return logits
