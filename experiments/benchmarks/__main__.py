@@ -174,7 +174,16 @@ def table(r: dict, flops_per_step: float) -> list[dict]:
                 control["torch_loop_b16_notes_per_s"],
                 None,
             ),
-            ("default note_lstm, batch 1: repetition_penalty=1.2 (notes/s)", control["penalty_notes_per_s"], None),
+            (
+                "default note_lstm, batch 1: repetition_penalty=1.2, compiled loop (notes/s)",
+                control["penalty_notes_per_s"],
+                (">=", 15_000),
+            ),
+            (
+                "default note_lstm, batch 1: top_p=0.9, compiled loop (notes/s)",
+                control["top_p_notes_per_s"],
+                (">=", 15_000),
+            ),
             (
                 "default note_lstm, batch 1: beam search 4 x 2 (notes of the result/s)",
                 control["beam_4x2_notes_per_s"],

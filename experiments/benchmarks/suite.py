@@ -387,8 +387,9 @@ def default_note_model():
 
 def controlled_generation(quick: bool = False) -> dict:
     """Notes per second of the default note_lstm (embeddings, categorical timing, velocity): plain sampling
-    at batch 1 and 16 (the compiled loop) and the torch loop it replaces, and at batch 1 with a repetition
-    penalty and the best of a beam search of 4 x 2 (notes of the result per second; both the torch loop)."""
+    at batch 1 and 16 (the compiled loop) and the torch loop it replaces, at batch 1 with a repetition
+    penalty and with nucleus sampling (the compiled loop), and the best of a beam search of 4 x 2 (notes of
+    the result per second; the torch loop)."""
     from musicrnn.generation.sampling import BeamSearch, generate_steps
     from musicrnn.nets.heads import SamplingSettings
 
@@ -403,6 +404,7 @@ def controlled_generation(quick: bool = False) -> dict:
         "torch_loop": (SamplingSettings(), BeamSearch(), 1, False),
         "torch_loop_b16": (SamplingSettings(), BeamSearch(), 16, False),
         "penalty": (SamplingSettings(repetition_penalty=1.2), BeamSearch(), 1, True),
+        "top_p": (SamplingSettings(top_p=0.9), BeamSearch(), 1, True),
         "beam_4x2": (SamplingSettings(), BeamSearch(4, 2, 1), 1, True),
     }
     results = {}
