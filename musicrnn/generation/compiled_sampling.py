@@ -519,6 +519,7 @@ def _note_loop(
     pitch_logits = np.empty(sizes[0], np.float32)
     seen = np.zeros(sizes[0], np.bool_)
     controls = penalty != 1.0 or ngram > 0
+    fed = np.empty((batch, features), np.float32)
     for i in range(notes):
         # Each feature as `NoteHeads.sample_step` draws it: a class of a categorical head by `sample_class`'s
         # rule, a regressed value clamped at 0.
@@ -541,14 +542,17 @@ def _note_loop(
                 else:
                     out[b, i, f] = max(predictions[b, lo], np.float32(0.0))
         if i + 1 < notes:
-            _advance(out[:, i], predictions, h, c, *scratch, *network)
+            fed[:] = out[:, i]  # (a C-ordered copy: `_advance` is then compiled for one array layout only)
+            _advance(fed, predictions, h, c, *scratch, *network)
 
 
 @njit(cache=True, nogil=True)
 def _feed_primer(primer, predictions, h, c, scratch, network):
     """The state and predictions after `primer` ((P, features)), fed note by note from a zero state."""
+    fed = np.empty((1, primer.shape[1]), np.float32)
     for j in range(primer.shape[0]):
-        _advance(primer[j : j + 1], predictions, h, c, *scratch, *network)
+        fed[0] = primer[j]
+        _advance(fed, predictions, h, c, *scratch, *network)
 
 
 def generate_after_primer(
