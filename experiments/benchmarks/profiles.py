@@ -2,10 +2,12 @@
 
 python -m experiments.benchmarks.profiles lstm         # the training step: as the paper has it, no dropout, no oneDNN
 python -m experiments.benchmarks.profiles generation   # one compiled generation step at batch 1, 8, 16, part by part
+python -m experiments.benchmarks.profiles pianoroll    # the JSB recipe's training step by operator; padding vs packing
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -116,12 +118,61 @@ def generation_parts(batch: int = 16, repeats: int = 2000, model=SEED_MODEL_PROD
     return timings
 
 
+def pianoroll_step_profile(jsb: str, steps: int = 12) -> str:
+    """torch.profiler's operator table over `steps` training steps of the JSB recipe's network (the benchmark's
+    `pianoroll_training` setting), and the LSTM alone, forward + backward, over the same padded batches against
+    the same batches as packed sequences (which skip the padding)."""
+    import torch
+    from torch.nn.utils.rnn import pack_padded_sequence
+    from torch.profiler import ProfilerActivity, profile
+
+    from musicrnn.data import PianoRollPickleDataModule
+    from musicrnn.training.models import pianoroll_lstm
+
+    torch.manual_seed(0)
+    model = pianoroll_lstm(num_layers=1, dropout=0.6, weight_dropout=0.6, hidden_size=512, dense_size=512)
+    model.log = model.log_dict = lambda *args, **kwargs: None
+    datamodule = PianoRollPickleDataModule(jsb, batch_size=8)
+    datamodule.setup()
+    batches = list(datamodule.train_dataloader())[: steps + 2]
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+
+    def train(batch_list):
+        for batch in batch_list:
+            optimizer.zero_grad(set_to_none=True)
+            model._step(batch, "train")["loss"].backward()
+            optimizer.step()
+
+    train(batches[:2])
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train(batches[2:])
+    lines = [prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8)]
+    real = sum(int((lengths - 1).sum()) for _, lengths in batches)
+    padded = sum(rolls.shape[0] * (rolls.shape[1] - 1) for rolls, _ in batches)
+    lines.append(f"frames computed / real target frames, padded batches: {padded / real:.2f}")
+    lstm = model.net.rnn
+    for packed in (False, True):
+        started = time.perf_counter()
+        for rolls, lengths in batches:
+            inputs = rolls[:, :-1]
+            if packed:
+                inputs = pack_padded_sequence(inputs, lengths - 1, batch_first=True, enforce_sorted=False)
+            out, _ = lstm(inputs)
+            (out.data if packed else out).sum().backward()
+        lines.append(
+            f"LSTM forward + backward, {'packed' if packed else 'padded'}: {time.perf_counter() - started:.2f} s"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", nargs="?", default="all", choices=("lstm", "generation", "all"))
-    what = parser.parse_args().what
+    parser.add_argument("what", nargs="?", default="all", choices=("lstm", "generation", "pianoroll", "all"))
+    parser.add_argument("--jsb", default=os.environ.get("MUSICRNN_JSB_CHORALES"), help="the JSB Chorales pickle")
+    args = parser.parse_args()
+    what = args.what
     if what in ("lstm", "all"):
         for variant in ("as_paper", "no_dropout", "no_onednn"):  # each in its own process: oneDNN is a global switch
             code = f"from experiments.benchmarks.profiles import lstm_steps_per_second as f; print(f({variant!r}))"
@@ -135,6 +186,8 @@ def main() -> None:
                 for name, value in generation_parts(batch, model=model).items():
                     unit = "" if "(" in name else " us"
                     print(f"generation step, {model_name}, batch {batch}, one thread, {name}: {value:.1f}{unit}")
+    if what in ("pianoroll", "all") and args.jsb:
+        print(pianoroll_step_profile(args.jsb))
 
 
 if __name__ == "__main__":
