@@ -275,7 +275,7 @@ def _sample(logits, u, temperature, top_k, top_p):
         values = np.empty(classes, np.float32)
         for p in range(classes):
             values[p] = logits[p] * scale
-        kth = np.sort(values)[classes - top_k]
+        kth = values[_descending_order(values)[top_k - 1]]  # the k-th largest
     scaled = np.empty(classes, np.float64)
     top = -np.inf
     for p in range(classes):
@@ -299,10 +299,34 @@ def _sample(logits, u, temperature, top_k, top_p):
 
 
 @njit(cache=True, error_model="numpy")
+def _descending_order(values):
+    """The indices of `values` from largest to smallest, ties in index order (a stable bottom-up merge sort:
+    numba's own `argsort(kind="mergesort")` took 2.6 s to compile)."""
+    n = values.shape[0]
+    order = np.arange(n)
+    spare = np.empty(n, np.int64)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            i, j = lo, mid
+            for k in range(lo, hi):
+                if i < mid and (j >= hi or values[order[i]] >= values[order[j]]):
+                    spare[k] = order[i]
+                    i += 1
+                else:
+                    spare[k] = order[j]
+                    j += 1
+        order, spare = spare, order
+        width *= 2
+    return order
+
+
+@njit(cache=True, error_model="numpy")
 def _nucleus(scaled, top, top_p):
     """`filter_logits`' nucleus in place (-inf outside it): in descending order (stable, so ties in class
     order), a class is dropped once the probabilities (float64 softmax) of the classes before it reach top_p."""
-    order = np.argsort(-scaled, kind="mergesort")
+    order = _descending_order(scaled)
     total = 0.0
     for p in range(scaled.shape[0]):
         total += math.exp(scaled[p] - top)
@@ -406,15 +430,18 @@ def _lstm_cell(gates, h, c):
             hb[j] = _sigmoid(og[j]) * _tanh(cell)
 
 
-@njit(cache=True, nogil=True)
-def _advance(
-    notes_in, predictions, h, c, first_rows, rows, gates, dense_out, heads, member_log_probs,
-    first_weight, first_bias, rest_weight, rest_bias, has_dense, dense_weight, dense_bias, head_weight, head_bias,
-    table, velocity_table, log_weights, offsets, sizes, categorical, num_pitches, log_timing, resolution, velocity_bins,
-):  # fmt: skip
+@njit(cache=True, nogil=True, error_model="numpy")
+def _advance(notes_in, predictions, h, c, scratch, network):
     """Feed one note per row (`notes_in`, (batch, features): pitch, step, duration[, velocity], as generated)
     through every member: the state `h`, `c` moves on in place and `predictions` becomes the next note's (the
-    members' mixture for an ensemble). The rest are scratch arrays and the weights."""
+    members' mixture for an ensemble). `scratch` (`_scratch`) and `network` (`_network`) are tuples, unpacked
+    here: unpacking them into arguments at each call site took numba ~2 s of compiling each."""
+    first_rows, rows, gates, dense_out, heads, member_log_probs = scratch
+    (
+        first_weight, first_bias, rest_weight, rest_bias, has_dense, dense_weight, dense_bias, head_weight, head_bias,
+        table, velocity_table, log_weights, offsets, sizes, categorical, num_pitches, log_timing, resolution,
+        velocity_bins,
+    ) = network  # fmt: skip
     layers, members, batch, hidden = h.shape
     features = notes_in.shape[1]
     inputs = first_weight.shape[2] - hidden
@@ -505,7 +532,7 @@ def _scratch(h: np.ndarray, first_weight: np.ndarray, dense_bias: np.ndarray, he
     )
 
 
-@njit(cache=True, nogil=True)  # nogil: halves of a batch run in two threads at once
+@njit(cache=True, nogil=True, error_model="numpy")  # nogil: halves of a batch run in two threads at once
 def _note_loop(
     out, uniforms, predictions, h, c, history, primer_length, scratch, network,
     temperatures, top_k, top_p, penalty, window, ngram,
@@ -543,16 +570,16 @@ def _note_loop(
                     out[b, i, f] = max(predictions[b, lo], np.float32(0.0))
         if i + 1 < notes:
             fed[:] = out[:, i]  # (a C-ordered copy: `_advance` is then compiled for one array layout only)
-            _advance(fed, predictions, h, c, *scratch, *network)
+            _advance(fed, predictions, h, c, scratch, network)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _feed_primer(primer, predictions, h, c, scratch, network):
     """The state and predictions after `primer` ((P, features)), fed note by note from a zero state."""
     fed = np.empty((1, primer.shape[1]), np.float32)
     for j in range(primer.shape[0]):
         fed[0] = primer[j]
-        _advance(fed, predictions, h, c, *scratch, *network)
+        _advance(fed, predictions, h, c, scratch, network)
 
 
 def generate_after_primer(
