@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from musicrnn.cli.conf_dir import CONFIG_DIR
 from musicrnn.cli.config_validation import validate_generation, validate_known_keys
 from musicrnn.cli.errors import errors_as_one_line, run_hydra_cli
-from musicrnn.errors import CheckpointError, MusicrnnError
+from musicrnn.errors import MusicrnnError
 
 if TYPE_CHECKING:
     from musicrnn.generation.sampling import BeamSearch
@@ -82,11 +82,9 @@ def generate(cfg: DictConfig, overridden: Sequence[str] = ()) -> list[Path]:
     validate_known_keys(cfg, CONFIG_DIR / "generate.yaml", "musicrnn-generate")
     settings = OmegaConf.to_container(cfg, resolve=True)  # plain Python from here on
     validate_generation(OmegaConf.to_container(cfg, resolve=False))  # before the checkpoint is read
-    from musicrnn.training.checkpoint_paths import expand_checkpoints
+    from musicrnn.training.checkpoint_paths import existing_checkpoints
 
-    for path in expand_checkpoints(settings["ckpt_path"]):  # a missing file is said before torch loads
-        if not path.is_file():
-            raise CheckpointError(path, "file not found")
+    existing_checkpoints(settings["ckpt_path"])  # a missing file is said before torch loads
     from musicrnn.generation.samples import sample_checkpoint
     from musicrnn.training.ensemble import load_model
 

@@ -25,7 +25,7 @@ from musicrnn.cli.conf_dir import CONFIG_DIR
 from musicrnn.cli.config_validation import validate_run_config
 from musicrnn.cli.errors import errors_as_one_line, run_hydra_cli
 from musicrnn.errors import CheckpointError, MusicrnnError
-from musicrnn.training.checkpoint_paths import expand_checkpoints
+from musicrnn.training.checkpoint_paths import existing_checkpoints
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -131,11 +131,7 @@ def checkpoints_of(cfg: DictConfig) -> list[Path]:
     if spec == "last":
         spec = str(latest_last_checkpoint(Path(cfg.paths.log_dir) / cfg.task_name))
         log.info("ckpt_path=last: resuming from %s", spec)
-    checkpoints = expand_checkpoints(spec) if spec else []
-    for path in checkpoints:
-        if not path.is_file():
-            raise CheckpointError(path, "file not found")
-    return checkpoints
+    return existing_checkpoints(spec) if spec else []
 
 
 def _plain(value):

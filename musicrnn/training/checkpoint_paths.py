@@ -25,3 +25,12 @@ def expand_checkpoints(spec: str | os.PathLike | Sequence[str | os.PathLike]) ->
     if not paths:
         raise CheckpointError("[]", "an empty list of checkpoints")
     return paths
+
+
+def existing_checkpoints(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """`expand_checkpoints`, each path checked to be a file: a missing checkpoint is said before any work."""
+    paths = expand_checkpoints(spec)
+    for path in paths:
+        if not path.is_file():
+            raise CheckpointError(path, "file not found")
+    return paths
