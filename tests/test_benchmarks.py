@@ -45,6 +45,7 @@ def test_the_benchmark_suite_runs_and_writes_its_table(tmp_path):
         "generation, batch 1: musicrnn, compiled loop (notes/s)",
         "ensemble generation, compiled loop: time of K=5 / one model",
         "cold preparation, 2 workers: symusic / miditoolkit",
+        "piano-roll training, POP909 whole pieces, independent keys: FLOP/s / peak",
         "cpu (cpu): training, seed model, bf16 autocast (steps/s)",  # --device is honoured
         "CLI: `musicrnn-train model.hiden_size=3` prints its error (s)",
         "default note_lstm, batch 1: beam search 4 x 2 (notes of the result/s)",

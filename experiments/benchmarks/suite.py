@@ -193,19 +193,26 @@ def pianoroll_flops_per_frame(hidden: int = 512, dense: int = 512, keys: int = 8
     return 3.0 * forward
 
 
-def pianoroll_training(jsb: str | None = None, output: str = "bernoulli", quick: bool = False) -> dict:
-    """The JSB recipe's model (LSTM 512, dense 512, recurrent-weight dropout; whole chorales in batches of 8)
-    trained by the module's own step and Adam, on the real JSB training split: target frames per second."""
-    from musicrnn.data import PianoRollPickleDataModule
+def pianoroll_training(
+    jsb: str | None = None, output: str = "bernoulli", quick: bool = False, midi: str | None = None
+) -> dict:
+    """The JSB recipe's model (LSTM 512, dense 512, recurrent-weight dropout; whole pieces in batches of 8)
+    trained by the module's own step and Adam, on the real JSB training split, or with `midi` (POP909) on
+    that folder's piano rolls (`data=pianoroll_midi`, whole pieces: ~1,000-2,000 frames each): target frames
+    per second."""
+    from musicrnn.data import PianoRollMidiDataModule, PianoRollPickleDataModule
     from musicrnn.training.models import pianoroll_lstm
 
     torch.manual_seed(0)
     size = dict(hidden_size=64, dense_size=64, nade_hidden=16) if quick else dict(hidden_size=512, dense_size=512)
     model = pianoroll_lstm(num_layers=1, dropout=0.6, weight_dropout=0.6, output=output, **size)
     model.log = model.log_dict = lambda *args, **kwargs: None  # outside a Trainer: nothing to log to
-    datamodule = PianoRollPickleDataModule(jsb, batch_size=8)
+    if midi:
+        datamodule = PianoRollMidiDataModule(midi, seq_len=None, batch_size=8)
+    else:
+        datamodule = PianoRollPickleDataModule(jsb, batch_size=8)
     datamodule.setup()
-    batches = list(datamodule.train_dataloader())[: 3 if quick else 29]
+    batches = list(datamodule.train_dataloader())[: 3 if quick else (6 if midi else 29)]
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
 
     def run(batch_list) -> int:
