@@ -25,6 +25,7 @@ import itertools
 import math
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -160,16 +161,44 @@ def member_weights(net: nn.Module, rows: int) -> MemberWeights:
     return layouts[rows][1]
 
 
-def _network(weights: MemberWeights, config) -> tuple:
-    """The weights and settings `_advance` takes, in its order."""
+class LoopNetwork(NamedTuple):
+    """What the compiled step reads of a network: its weights (`MemberWeights`) and the settings that shape
+    its inputs and heads. A named tuple, which Numba reads by field."""
+
+    first_weight: np.ndarray
+    first_bias: np.ndarray
+    rest_weight: np.ndarray
+    rest_bias: np.ndarray
+    has_dense: bool
+    dense_weight: np.ndarray
+    dense_bias: np.ndarray
+    head_weight: np.ndarray
+    head_bias: np.ndarray
+    table: np.ndarray
+    velocity_table: np.ndarray
+    log_weights: np.ndarray
+    offsets: np.ndarray  # where each head's outputs start among the predictions
+    sizes: np.ndarray  # pitch, step, duration[, velocity] outputs
+    categorical: np.ndarray  # which heads are softmaxes
+    num_pitches: int
+    log_timing: bool
+    resolution: np.float32
+    velocity_bins: int
+
+
+def _network(weights: MemberWeights, config) -> LoopNetwork:
     sizes = weights.head_sizes
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    categorical = np.array([True, *(size > 1 for size in sizes[1:3]), True][: len(sizes)])
-    return (
+    return LoopNetwork(
         weights.first_weight, weights.first_bias, weights.rest_weight, weights.rest_bias, weights.has_dense,
         weights.dense_weight, weights.dense_bias, weights.head_weight, weights.head_bias, weights.table,
-        weights.velocity_table, weights.log_weights, offsets, np.asarray(sizes, np.int64), categorical,
-        config.num_pitches, config.timing_input == "log", np.float32(config.timing_resolution), config.velocity_bins,
+        weights.velocity_table, weights.log_weights,
+        offsets=np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64),
+        sizes=np.asarray(sizes, np.int64),
+        categorical=np.array([True, *(size > 1 for size in sizes[1:3]), True][: len(sizes)]),
+        num_pitches=config.num_pitches,
+        log_timing=config.timing_input == "log",
+        resolution=np.float32(config.timing_resolution),
+        velocity_bins=config.velocity_bins,
     )  # fmt: skip
 
 
@@ -182,7 +211,7 @@ def primer_state(net: nn.Module, primer: np.ndarray) -> tuple[np.ndarray, np.nda
     h = np.zeros((layers, members, 1, hidden), np.float32)
     c = np.zeros_like(h)
     predictions = np.zeros((1, int(weights.head_sizes.sum())), np.float32)
-    scratch = _scratch(h, weights.first_weight, weights.dense_bias, weights.head_bias)
+    scratch = _scratch(h, weights)
     _feed_primer(np.ascontiguousarray(primer, np.float32), predictions, h, c, scratch, _network(weights, net.config))
     return predictions, h, c
 
@@ -241,7 +270,7 @@ def compiled_note_loop(
 
     def run(part):
         part_out, part_uniforms, part_predictions, part_h, part_c, part_history = part
-        scratch = _scratch(part_h, weights.first_weight, weights.dense_bias, weights.head_bias)
+        scratch = _scratch(part_h, weights)
         _note_loop(
             part_out, part_uniforms, part_predictions, part_h, part_c, part_history, primer_length, scratch,
             network, *settings,
@@ -434,14 +463,19 @@ def _lstm_cell(gates, h, c):
 def _advance(notes_in, predictions, h, c, scratch, network):
     """Feed one note per row (`notes_in`, (batch, features): pitch, step, duration[, velocity], as generated)
     through every member: the state `h`, `c` moves on in place and `predictions` becomes the next note's (the
-    members' mixture for an ensemble). `scratch` (`_scratch`) and `network` (`_network`) are tuples, unpacked
-    here: unpacking them into arguments at each call site took numba ~2 s of compiling each."""
+    members' mixture for an ensemble). `scratch` (`_scratch`) and `network` (a `LoopNetwork`) come as tuples:
+    unpacking them into arguments at each call site took numba ~2 s of compiling each."""
     first_rows, rows, gates, dense_out, heads, member_log_probs = scratch
-    (
-        first_weight, first_bias, rest_weight, rest_bias, has_dense, dense_weight, dense_bias, head_weight, head_bias,
-        table, velocity_table, log_weights, offsets, sizes, categorical, num_pitches, log_timing, resolution,
-        velocity_bins,
-    ) = network  # fmt: skip
+    first_weight, first_bias, rest_weight, rest_bias = (
+        network.first_weight, network.first_bias, network.rest_weight, network.rest_bias
+    )  # fmt: skip
+    dense_weight, dense_bias, head_weight, head_bias = (
+        network.dense_weight, network.dense_bias, network.head_weight, network.head_bias
+    )  # fmt: skip
+    table, velocity_table, log_weights = network.table, network.velocity_table, network.log_weights
+    offsets, sizes, categorical = network.offsets, network.sizes, network.categorical
+    num_pitches, log_timing, resolution = network.num_pitches, network.log_timing, network.resolution
+    has_dense, velocity_bins = network.has_dense, network.velocity_bins
     layers, members, batch, hidden = h.shape
     features = notes_in.shape[1]
     inputs = first_weight.shape[2] - hidden
@@ -519,16 +553,16 @@ def _advance(notes_in, predictions, h, c, scratch, network):
                     predictions[b, p] = top + math.log(total)
 
 
-def _scratch(h: np.ndarray, first_weight: np.ndarray, dense_bias: np.ndarray, head_bias: np.ndarray):
+def _scratch(h: np.ndarray, weights: MemberWeights):
     """The scratch arrays `_advance` writes: layer inputs, gates, dense and head outputs, members' log-probs."""
     layers, members, batch, hidden = h.shape
     return (
-        np.zeros((batch, first_weight.shape[2]), np.float32),
+        np.zeros((batch, weights.first_weight.shape[2]), np.float32),
         np.zeros((batch, 2 * hidden), np.float32),
         np.empty((batch, 4 * hidden), np.float32),
-        np.empty((batch, dense_bias.shape[1]), np.float32),
-        np.empty((batch, head_bias.shape[1]), np.float32),
-        np.empty((members, batch, head_bias.shape[1]), np.float64),
+        np.empty((batch, weights.dense_bias.shape[1]), np.float32),
+        np.empty((batch, weights.head_bias.shape[1]), np.float32),
+        np.empty((members, batch, weights.head_bias.shape[1]), np.float64),
     )
 
 
@@ -538,10 +572,10 @@ def _note_loop(
     temperatures, top_k, top_p, penalty, window, ngram,
 ):  # fmt: skip
     """Sample `out` (batch, notes, features) note by note from `predictions`, feeding each note back through
-    `_advance` (`network`: its weights and settings, in its order)."""
+    `_advance`."""
     batch, notes, features = out.shape
-    offsets, sizes, categorical = network[12], network[13], network[14]
-    resolution, velocity_bins = network[17], network[18]
+    offsets, sizes, categorical = network.offsets, network.sizes, network.categorical
+    resolution, velocity_bins = network.resolution, network.velocity_bins
     bin_width = 128 // velocity_bins
     pitch_logits = np.empty(sizes[0], np.float32)
     seen = np.zeros(sizes[0], np.bool_)
@@ -589,24 +623,21 @@ def generate_after_primer(
     the primer included (fed once, every sample starting from its state). Returns (batch, length, features)
     float32, batch = uniforms' last axis."""
     batch = uniforms.shape[-1]
-    with single_threaded_blas(min(batch, torch.get_num_threads()) > 1):
-        return _generate_after_primer(net, uniforms, length, settings, primer, batch)
-
-
-def _generate_after_primer(net, uniforms, length, settings, primer, batch) -> np.ndarray:
-    one_predictions, one_h, one_c = primer_state(net, primer)
-    predictions = np.repeat(one_predictions, batch, axis=0)
-    h, c = (np.repeat(s, batch, axis=2) for s in (one_h, one_c))
-    result = np.empty((batch, length, net.config.num_features), np.float32)
     temperature = settings.temperature
     timing = temperature if settings.timing_temperature is None else settings.timing_temperature
     velocity = temperature if settings.velocity_temperature is None else settings.velocity_temperature
     temperatures = np.array([temperature, timing, timing, velocity], np.float64)
     history = np.zeros((batch, len(primer) + length), np.int64)
     history[:, : len(primer)] = primer[:, 0].astype(np.int64)  # the pitches, as the torch loop reads them
-    compiled_note_loop(
-        net, result, uniforms.cpu().numpy().copy(), predictions, h, c, temperatures,
-        top_k=settings.top_k, top_p=settings.top_p, history=history,
-        repetition=(settings.repetition_penalty, settings.repetition_window, settings.no_repeat_ngram),
-    )  # fmt: skip
+    result = np.empty((batch, length, net.config.num_features), np.float32)
+    # (The primer's batch-1 products wake OpenBLAS's threads too: the limit covers them as well as the loop.)
+    with single_threaded_blas(min(batch, torch.get_num_threads()) > 1):
+        one_predictions, one_h, one_c = primer_state(net, primer)
+        predictions = np.repeat(one_predictions, batch, axis=0)
+        h, c = (np.repeat(s, batch, axis=2) for s in (one_h, one_c))
+        compiled_note_loop(
+            net, result, uniforms.cpu().numpy().copy(), predictions, h, c, temperatures,
+            top_k=settings.top_k, top_p=settings.top_p, history=history,
+            repetition=(settings.repetition_penalty, settings.repetition_window, settings.no_repeat_ngram),
+        )  # fmt: skip
     return result
