@@ -50,7 +50,6 @@ NOTE_DTYPE = np.dtype(
 )
 
 MIDI_SUFFIXES = (".mid", ".midi")
-
 MIB = 1024 * 1024
 
 
@@ -297,8 +296,9 @@ def _note_rows(selected: list[ParsedTrack], sustain: bool) -> np.ndarray:
     notes["velocity"] = np.concatenate([t.velocity for t in selected])[order]
     notes["start_tick"] = start[order]
     notes["end_tick"] = end[order]
-    notes["program"] = np.repeat([t.program for t in selected], [len(t) for t in selected])[order]
-    notes["is_drum"] = np.repeat([t.is_drum for t in selected], [len(t) for t in selected])[order]
+    counts = [len(t) for t in selected]
+    notes["program"] = np.repeat([t.program for t in selected], counts)[order]
+    notes["is_drum"] = np.repeat([t.is_drum for t in selected], counts)[order]
     return notes
 
 

@@ -4,7 +4,7 @@ pure Python: ~40x slower, kept as `parser="miditoolkit"` / `data.parser=miditool
 Both turn a file's bytes into per-track note columns, the sustain pedal's events and the tempo map; what a
 piece is made of from there (selection, sorting, seconds, limits) is `read_midi`'s, shared by both, so the
 two differ only where the parsers themselves do. Where they do is measured on every POP909 file and parser
-fixture in `tests/test_parsers.py` and listed in docs/data.md ("Parsers").
+fixture in `tests/test_parsers.py` and listed in docs/training.md ("Parsers").
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ INT64_MAX = int(np.iinfo(np.int64).max)
 # symusic keeps ticks as int32: a file whose delta times add up past this wraps around there, so a parsed
 # time outside 0..INT32_MAX means the file's times are absurd (mido's Python ints would not wrap).
 INT32_MAX = int(np.iinfo(np.int32).max)
-WRAP_ADVICE = "data.parser=miditoolkit reads it"
+WRAPPED = "an event beyond tick 2^31, where symusic's 32-bit ticks wrap (data.parser=miditoolkit reads it)"
+ZERO_TEMPO = "cannot parse: a tempo of 0 microseconds per beat"  # miditoolkit's ZeroDivisionError, by name
 
 
 class ParseProblem(Exception):
@@ -71,14 +72,12 @@ def _parse_symusic(data: bytes) -> ParsedMidi:
     # symusic accumulates ticks in 32 bits: a file whose delta times add up past 2^31 before a note would
     # wrap around and put the note at a wrong, possibly ordinary-looking, tick (mido adds Python ints).
     if _delta_sum_bound(data) > INT32_MAX and _latest_event_tick(data) > INT32_MAX:
-        raise ParseProblem(f"an event beyond tick 2^31, where symusic's 32-bit ticks wrap ({WRAP_ADVICE})")
+        raise ParseProblem(WRAPPED)
     score = symusic.Score.from_midi(data)
     tempos = score.tempos.numpy()
     mspq = tempos["mspq"].astype(np.int64)
     if (mspq <= 0).any():
-        raise ParseProblem(
-            "cannot parse: a tempo of 0 microseconds per beat"
-        )  # miditoolkit's ZeroDivisionError, by name
+        raise ParseProblem(ZERO_TEMPO)
     tracks = []
     for track in score.tracks:
         notes, controls = track.notes.numpy(), track.controls.numpy()
@@ -87,7 +86,7 @@ def _parse_symusic(data: bytes) -> ParsedMidi:
         pedal = controls["number"] == SUSTAIN_CONTROLLER
         pedal_ticks = controls["time"][pedal].astype(np.int64)
         if (start < 0).any() or (notes["duration"] < 0).any() or (end > INT32_MAX).any() or (pedal_ticks < 0).any():
-            raise ParseProblem(f"an event beyond tick 2^31, where symusic's 32-bit ticks wrap ({WRAP_ADVICE})")
+            raise ParseProblem(WRAPPED)
         tracks.append(
             ParsedTrack(
                 program=int(track.program),
@@ -102,7 +101,7 @@ def _parse_symusic(data: bytes) -> ParsedMidi:
         )
     tempo_ticks = tempos["time"].astype(np.int64)
     if (tempo_ticks < 0).any():
-        raise ParseProblem(f"an event beyond tick 2^31, where symusic's 32-bit ticks wrap ({WRAP_ADVICE})")
+        raise ParseProblem(WRAPPED)
     tempo_ticks, tempo_bpm = _tempo_changes(tempo_ticks, 60_000_000.0 / mspq.astype(np.float64))
     return ParsedMidi(int(score.ticks_per_quarter), tracks, tempo_ticks, tempo_bpm)
 
@@ -120,8 +119,18 @@ def _tempo_changes(ticks: np.ndarray, bpm: np.ndarray) -> tuple[np.ndarray, np.n
     return ticks[keep], bpm[keep]
 
 
+def _track_spans(data: bytes) -> list[tuple[int, int]]:
+    """(first byte, end) of each declared track's events; `data` has passed `structure_problem`."""
+    position, spans = 8 + int.from_bytes(data[4:8], "big"), []
+    for _ in range(int.from_bytes(data[10:12], "big")):
+        start = position + 8
+        position = start + int.from_bytes(data[position + 4 : start], "big")
+        spans.append((start, min(position, len(data))))
+    return spans
+
+
 def _delta_sum_bound(data: bytes) -> int:
-    """An upper bound, from the bytes alone, on the sum of any track's delta times (numpy, ~50 us a file).
+    """An upper bound, from the bytes alone, on the sum of any track's delta times (numpy, ~75 us a file).
 
     A delta time is a variable-length quantity: k - 1 bytes >= 0x80 then one < 0x80, worth < 2^(7k). So each
     byte < 0x80 of a track ends at most one delta (a one-byte delta is < 2^7), and each maximal run of r bytes
@@ -132,10 +141,7 @@ def _delta_sum_bound(data: bytes) -> int:
     # Over the whole file at once, each run and byte counted in the track where it ends: a run that starts in
     # a chunk header only grows the bound.
     high = np.frombuffer(data, dtype=np.uint8) >= 0x80
-    position, track_ends = 8 + int.from_bytes(data[4:8], "big"), []
-    for _ in range(int.from_bytes(data[10:12], "big")):
-        position += 8 + int.from_bytes(data[position + 4 : position + 8], "big")
-        track_ends.append(min(position, len(data)))
+    track_ends = [end for _, end in _track_spans(data)]
     edges = np.diff(high.view(np.int8), prepend=0, append=0)
     run_starts, run_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     worth = np.exp2(7 * np.minimum(run_ends - run_starts + 1, 4))  # at most 4 bytes a quantity (symusic, mido)
@@ -150,13 +156,7 @@ def _latest_event_tick(data: bytes) -> int:
     ~4x symusic's parse of the same file; it runs only for the few files `_delta_sum_bound` cannot clear:
     3% of POP909). A marker or text event past 2^31 moves no note, so only these are walked to. A structure
     the walk cannot step over returns what it found so far: symusic then judges the file."""
-    position, latest = 8 + int.from_bytes(data[4:8], "big"), 0
-    for _ in range(int.from_bytes(data[10:12], "big")):
-        length = int.from_bytes(data[position + 4 : position + 8], "big")
-        start = position + 8
-        latest = max(latest, _track_latest_tick(data, start, min(start + length, len(data))))
-        position = start + length
-    return latest
+    return max((_track_latest_tick(data, start, end) for start, end in _track_spans(data)), default=0)
 
 
 def _quantity(data: bytes, position: int, end: int) -> tuple[int, int]:
@@ -229,7 +229,7 @@ def _parse_miditoolkit(data: bytes) -> ParsedMidi:
     try:
         midi = miditoolkit.MidiFile(file=io.BytesIO(data))
     except ZeroDivisionError:  # its only division while reading: 60e6 / tempo
-        raise ParseProblem("cannot parse: a tempo of 0 microseconds per beat") from None
+        raise ParseProblem(ZERO_TEMPO) from None
     tracks = []
     try:
         for inst in midi.instruments:
