@@ -172,8 +172,7 @@ def device_training(device: str = "cpu", corpus: str | None = None, quick: bool 
         run(batches[3:])
         results[f"training_{precision}_steps_per_s"] = steps / (time.perf_counter() - start)
     module = default_note_model().to(target)
-    primer = np.zeros((25, 4), dtype=np.float32)
-    primer[:, 0], primer[:, 1], primer[:, 2], primer[:, 3] = np.arange(25) % 12 + 60, 0.25, 0.25, 80
+    primer = default_model_primer()
     notes = 16 if quick else 128
     for batch in (1, 64):
         seconds = median_seconds(
@@ -392,6 +391,13 @@ def default_note_model():
     return note_lstm(**settings).eval()
 
 
+def default_model_primer() -> np.ndarray:
+    """25 notes for the default model's rows: pitches climbing 60..71 and round again, 0.25 apart and 0.25 long, velocity 80."""
+    primer = np.zeros((25, 4), dtype=np.float32)
+    primer[:, 0], primer[:, 1], primer[:, 2], primer[:, 3] = np.arange(25) % 12 + 60, 0.25, 0.25, 80
+    return primer
+
+
 def controlled_generation(quick: bool = False) -> dict:
     """Notes per second of the default note_lstm (embeddings, categorical timing, velocity): plain sampling
     at batch 1 and 16 (the compiled loop) and the torch loop it replaces, at batch 1 with a repetition
@@ -401,8 +407,7 @@ def controlled_generation(quick: bool = False) -> dict:
     from musicrnn.nets.heads import SamplingSettings
 
     module = default_note_model()
-    primer = np.zeros((25, 4), dtype=np.float32)
-    primer[:, 0], primer[:, 1], primer[:, 2], primer[:, 3] = np.arange(25) % 12 + 60, 0.25, 0.25, 80
+    primer = default_model_primer()
     notes = 32 if quick else 256
     repeats = 2 if quick else 5
     runs = {
