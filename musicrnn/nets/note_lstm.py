@@ -10,6 +10,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from musicrnn.nets.dropout import Dropout
 from musicrnn.representations.notes import NUM_PITCHES, VELOCITY_BINS, num_features, quantise_time, velocity_bin
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
@@ -142,7 +143,7 @@ class NoteLSTM(nn.Module):
             dropout=config.dropout if config.num_layers > 1 else 0.0,
             batch_first=True,
         )
-        self.output_dropout = nn.Dropout(config.dropout)
+        self.output_dropout = Dropout(config.dropout)
         if config.dense_size:
             self.dense = nn.Sequential(nn.Linear(config.hidden_size, config.dense_size), nn.ReLU())
             features = config.dense_size

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from musicrnn.nets.dropout import Dropout, dropout
 from musicrnn.nets.nade import KeyNADE, NADEOutput
 from musicrnn.representations.pianoroll import PIANO_KEYS
 
@@ -70,7 +70,7 @@ class PianoRollRNN(nn.Module):
     def __init__(self, config: PianoRollRNNConfig):
         super().__init__()
         self.config = config
-        self.input_dropout = nn.Dropout(config.input_dropout)
+        self.input_dropout = Dropout(config.input_dropout)
         self.rnn = CELLS[config.cell](
             config.num_keys,
             config.hidden_size,
@@ -78,7 +78,7 @@ class PianoRollRNN(nn.Module):
             dropout=config.dropout if config.num_layers > 1 else 0.0,
             batch_first=True,
         )
-        self.output_dropout = nn.Dropout(config.dropout)
+        self.output_dropout = Dropout(config.dropout)
         if config.dense_size:
             self.dense = nn.Sequential(nn.Linear(config.hidden_size, config.dense_size), nn.ReLU())
             features = config.dense_size
@@ -99,7 +99,7 @@ class PianoRollRNN(nn.Module):
             # One dropout mask on the recurrent weight matrices per forward pass, shared by all time steps
             # (Merity et al. 2018): it regularises the recurrence itself, which output dropout cannot reach.
             weights = {
-                name: F.dropout(weight, self.config.weight_dropout) if name.startswith("weight_hh") else weight
+                name: dropout(weight, self.config.weight_dropout) if name.startswith("weight_hh") else weight
                 for name, weight in self.rnn.named_parameters()
             }
             hidden, state = torch.func.functional_call(self.rnn, weights, (frames, state))
