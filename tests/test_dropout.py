@@ -57,9 +57,12 @@ def test_float64_and_the_module_form_match_and_what_torch_does_not_draw_draws_no
     assert fast.dropout(y, 0.0) is y and fast.dropout(y, 0.5, training=False) is y and module.eval()(y) is y
     assert torch.equal(torch.get_rng_state(), state)
     assert torch.equal(fast.dropout(y, 1.0), torch.zeros_like(y))
-    strided = torch.rand(50, 40).t()  # not contiguous: torch's own draw
-    (slow, _, _), (quick, _, _) = _both(lambda: fast.dropout(strided, 0.5), 5, 0)
-    assert torch.equal(slow, quick)
+    batch_first = torch.nn.LSTM(6, 64, batch_first=True)(torch.rand(8, 50, 6))[0]  # time-major in memory
+    gapped = torch.rand(50, 80)[:, ::2]  # every other column: torch's own draw
+    for strided in (batch_first.detach(), torch.rand(30, 40).t(), gapped):
+        (slow, _, slow_state), (quick, _, quick_state) = _both(lambda: fast.dropout(strided, 0.5), 5, 0)
+        assert torch.equal(slow, quick) and slow.stride() == quick.stride() and torch.equal(slow_state, quick_state)
+    assert fast._fast_path(batch_first) and not fast._fast_path(gapped)
 
 
 def test_a_jsb_training_step_of_the_recipe_is_the_same_to_the_bit(monkeypatch):
@@ -68,7 +71,7 @@ def test_a_jsb_training_step_of_the_recipe_is_the_same_to_the_bit(monkeypatch):
     rolls = load_pianoroll_pickle(require_shared(*JSB))["train"][:8]
     frames, _ = pad_rolls([torch.as_tensor(r, dtype=torch.float32) for r in rolls])
     torch.manual_seed(0)
-    module = pianoroll_lstm(hidden_size=64, dense_size=64, dropout=0.6, weight_dropout=0.6)
+    module = pianoroll_lstm(num_layers=1, hidden_size=64, dense_size=64, dropout=0.6, weight_dropout=0.6)
     module.train()
 
     def step():
@@ -78,7 +81,10 @@ def test_a_jsb_training_step_of_the_recipe_is_the_same_to_the_bit(monkeypatch):
         loss.backward()
         return loss.detach(), [p.grad.clone() for p in module.parameters() if p.grad is not None]
 
+    drawn, original = [], fast.bernoulli_mask
+    monkeypatch.setattr(fast, "bernoulli_mask", lambda x, *a: drawn.append(tuple(x.shape)) or original(x, *a))
     (slow, _, slow_state), (quick, _, quick_state) = _both(step, 11, 0)
+    assert sorted(drawn) == sorted([(256, 64), (*frames[:, :-1].shape[:2], 64)])  # both masks, compiled
     assert torch.equal(slow[0], quick[0])
     assert len(slow[1]) == len(quick[1]) > 0 and all(torch.equal(a, b) for a, b in zip(slow[1], quick[1]))
     assert torch.equal(slow_state, quick_state)

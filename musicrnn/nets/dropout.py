@@ -7,7 +7,7 @@ step. `dropout` draws the same numbers from the same generator state in a compil
 each block of 624 tempered at once, the comparisons branch-free) and leaves the generator where torch would
 have, so every mask, and so every result, is torch's to the bit (tests/test_dropout.py checks masks,
 gradients, a JSB training step and the generator state after them against `F.dropout`). Anything else
-(another device or dtype, a strided tensor, p = 1, a generator state of another layout) goes to `F.dropout`
+(another device or dtype, a tensor with gaps or overlaps, p = 1, a generator state of another layout) goes to `F.dropout`
 itself. Like torch's draw, it is not meant for two threads drawing from the default generator at once.
 """
 
@@ -97,13 +97,26 @@ def _bernoulli(words, position, threshold, keep_value, out):
     return position
 
 
+def _memory_order(x: torch.Tensor) -> list[int] | None:
+    """x's dimensions from the outermost in memory to the innermost where its elements fill their span
+    densely (contiguous, or permuted from contiguous as an LSTM's batch-first output is), else None. torch
+    draws a mask in this order: `empty_like(x)` keeps x's strides and `bernoulli_` walks the memory."""
+    order = sorted(range(x.dim()), key=lambda d: -x.stride(d))
+    return order if x.permute(order).is_contiguous() else None
+
+
 def _fast_path(x: torch.Tensor) -> bool:
-    return _KNOWN_LAYOUT and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.is_contiguous()
+    return (
+        _KNOWN_LAYOUT
+        and x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and _memory_order(x) is not None
+    )
 
 
 def bernoulli_mask(x: torch.Tensor, p: float, keep_value: float = 1.0) -> torch.Tensor:
-    """`torch.empty_like(x).bernoulli_(p) * keep_value` for a contiguous CPU float tensor, drawn from and
-    advancing the default generator exactly as torch does (where `_fast_path(x)`)."""
+    """`torch.empty_like(x).bernoulli_(p) * keep_value` (x's shape and strides), drawn from and advancing the
+    default generator exactly as torch does (where `_fast_path(x)`)."""
     state = torch.get_rng_state().numpy().copy()
     words = state[_WORDS].view(np.uint64).astype(np.uint32)  # each a 32-bit word
     position = _N + 1 - int(state[_LEFT].view(np.int32)[0])  # left = 1 right after seeding: a twist first
@@ -114,7 +127,9 @@ def bernoulli_mask(x: torch.Tensor, p: float, keep_value: float = 1.0) -> torch.
     state[_LEFT].view(np.int32)[0] = _N + 1 - position
     state[_NEXT].view(np.uint64)[0] = position
     torch.set_rng_state(torch.from_numpy(state))
-    return torch.from_numpy(mask).view(x.shape)
+    order = _memory_order(x)
+    in_memory_order = torch.from_numpy(mask).view([x.shape[d] for d in order])
+    return in_memory_order.permute([order.index(d) for d in range(x.dim())])
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
