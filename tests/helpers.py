@@ -38,6 +38,11 @@ def require_shared(*parts: str) -> Path:
     return base.joinpath(*parts)
 
 
+# A test that generates through the Numba-compiled note loop is slow too: the first call in a fresh checkout
+# compiles it (~16 s here: type inference and LLVM for every note model and sampling setting at once), which alone
+# would take the quick suite past its minute. Later runs read Numba's cache.
+COMPILES_THE_LOOP = pytest.mark.slow
+
 needs_fluidsynth = pytest.mark.skipif(audio_unavailable_reason() is not None, reason=str(audio_unavailable_reason()))
 
 # -- MIDI written here --------------------------------------------------------------------------------------

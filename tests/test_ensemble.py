@@ -20,7 +20,7 @@ from musicrnn.training.checkpoint import expand_checkpoints
 from musicrnn.training.ensemble import ensemble_from_modules, load_model
 from musicrnn.training.models import note_lstm, pianoroll_lstm
 from musicrnn.training.module import SequenceModel
-from tests.helpers import cli, metrics_after_testing, quiet_trainer, write_corpus
+from tests.helpers import COMPILES_THE_LOOP, cli, metrics_after_testing, quiet_trainer, write_corpus
 
 
 def _constant_pianoroll(probabilities: list[float]) -> SequenceModel:
@@ -94,6 +94,7 @@ def test_batched_members_equal_running_them_one_by_one(cell):
     assert torch.allclose(torch.cat(steps, dim=1), whole, atol=1e-5)
 
 
+@COMPILES_THE_LOOP
 def test_note_members_with_embeddings_and_categorical_timing_fuse_exactly():
     torch.manual_seed(1)
     kwargs = dict(
@@ -312,6 +313,7 @@ def test_generate_cli_writes_midi_from_an_ensemble_and_train_cli_tests_one(tiny_
     assert failed.returncode == 1 and "an ensemble is tested, not trained (add train=false)" in failed.stderr
 
 
+@COMPILES_THE_LOOP
 @pytest.mark.parametrize(
     "settings",
     [

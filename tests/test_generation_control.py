@@ -15,6 +15,7 @@ from musicrnn.nets.repetition import ngram_bans, penalise, recent_classes_mask
 from musicrnn.representations.notes import NoteEvents
 from musicrnn.representations.pianoroll import PianoRoll
 from musicrnn.training.models import note_lstm, pianoroll_lstm
+from tests.helpers import COMPILES_THE_LOOP
 
 
 def chorale_path() -> Path:
@@ -53,6 +54,7 @@ def test_ngram_bans_forbid_completing_an_ngram_already_in_the_window():
     assert ngram_bans(history, 2, 16, 128)[0].nonzero().flatten().tolist() == [64]
 
 
+@COMPILES_THE_LOOP
 def test_no_repeat_ngram_is_kept_in_every_generated_sample():
     model = note_model()
     settings = SamplingSettings(temperature=0.0, no_repeat_ngram=3, repetition_window=24)  # greedy loops without it
@@ -75,6 +77,7 @@ def test_no_repeat_ngram_is_kept_in_every_generated_sample():
         assert repeats_within_window(greedy_full[generated_from - 2 :]) > 0  # so the check can fail
 
 
+@COMPILES_THE_LOOP
 def test_the_repetition_penalty_makes_back_to_back_repeats_rarer_and_touches_only_pitch():
     model = note_model()
     primer = chorale_primer()

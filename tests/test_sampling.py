@@ -13,6 +13,7 @@ from musicrnn.generation.sampling import (
     sample_class,
 )
 from musicrnn.nets import NoteLSTM, NoteLSTMConfig
+from tests.helpers import COMPILES_THE_LOOP
 
 
 def test_top_k_keeps_exactly_the_k_largest():
@@ -42,6 +43,7 @@ def _net() -> NoteLSTM:
     return NoteLSTM(NoteLSTMConfig(hidden_size=16, num_layers=2, dropout=0.3, dense_size=8))
 
 
+@COMPILES_THE_LOOP
 def test_generation_is_reproducible_with_a_seed_and_never_negative():
     primer = np.array([[60, 0.0, 0.5], [64, 0.0, 0.5], [67, 0.5, 0.5]], dtype=np.float32)
     a = generate_events(_net(), primer, 50, num_samples=3, seed=7)
@@ -118,6 +120,7 @@ CONTROLLED_SAMPLING = [
 ]
 
 
+@COMPILES_THE_LOOP
 @pytest.mark.parametrize(
     "config, temperature, top_k, top_p, control",
     [(config, *sampling) for config in COMPILED_LOOP_CONFIGS for sampling in BASIC_SAMPLING]
@@ -166,6 +169,7 @@ def test_the_compiled_loop_generates_the_same_notes_as_the_network_itself(
         assert all((pitches[:, lag:] != pitches[:, :-lag]).all() for lag in range(1, control["repetition_window"] + 1))
 
 
+@COMPILES_THE_LOOP
 def test_the_compiled_loop_gives_the_same_notes_in_one_thread_or_several(monkeypatch):
     """A batch cut into parts run in parallel threads, and products taken 8 rows at a time, give every sample
     the notes it gets in one thread."""

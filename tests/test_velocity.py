@@ -20,7 +20,7 @@ from musicrnn.representations.notes import VELOCITY, NoteEvents, bin_velocity, v
 from musicrnn.training.callbacks import Metrics
 from musicrnn.training.checkpoint import load_module
 from musicrnn.training.models import note_lstm
-from tests.helpers import metrics_after_testing, quiet_trainer, require_shared, write_piece
+from tests.helpers import COMPILES_THE_LOOP, metrics_after_testing, quiet_trainer, require_shared, write_piece
 
 
 def pop909_folder(tmp_path: Path, songs: int = 12) -> Path:
@@ -132,6 +132,7 @@ def test_the_velocity_head_starts_at_the_unigram_baseline(tmp_path):
     assert metrics["test/velocity_nll"] == pytest.approx(metrics["test/unigram_velocity_nll"], abs=1e-5)
 
 
+@COMPILES_THE_LOOP
 def test_the_velocity_temperature_is_honoured_and_samples_carry_their_velocities(tmp_path):
     torch.manual_seed(0)
     model = note_lstm(hidden_size=16, num_layers=1, dense_size=0, velocity=True, timing_head="categorical").eval()
@@ -163,6 +164,7 @@ def old_checkpoint(path: Path, velocity_free_model) -> Path:
     return path
 
 
+@COMPILES_THE_LOOP
 def test_a_checkpoint_from_before_velocity_loads_and_generates_three_features(tmp_path):
     torch.manual_seed(0)
     before = note_lstm(hidden_size=16, num_layers=2, dense_size=0, pitch_embedding_dim=8, timing_head="categorical")
