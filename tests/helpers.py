@@ -145,6 +145,24 @@ def cli(name: str, *args: str, cwd: Path, check: bool = True, as_module: bool = 
     return result
 
 
+def clis(commands: list[tuple[str, list[str]]], cwd: Path) -> list[subprocess.CompletedProcess]:
+    """`cli(name, *args, cwd=cwd, check=False)` for each (name, args) of `commands`, all started at once: their
+    start-ups (imports, mostly) share the cores instead of queueing. The commands must not share an output
+    folder. The results come in the order given."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    started = [
+        subprocess.Popen(
+            [*console_command(name), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for name, args in commands
+    ]
+    results = []
+    for process in started:
+        stdout, stderr = process.communicate(timeout=600)
+        results.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+    return results
+
+
 def train_args(corpus: Path, logs: Path, *extra: str) -> list[str]:
     """musicrnn-train's overrides for the tiny model on a MIDI folder, logging under `logs`."""
     return ["data=midi_dir", f"data.path={corpus}", f"paths.log_dir={logs}", *TINY_MODEL, *extra]

@@ -13,7 +13,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from musicrnn.midi.io import read_midi
-from tests.helpers import TINY_MODEL, cli, composed, require_shared, train_args, write_piece
+from tests.helpers import TINY_MODEL, cli, clis, composed, require_shared, train_args, write_piece
 
 pytestmark = pytest.mark.slow
 
@@ -447,8 +447,8 @@ def test_checkpoints_and_data_of_the_wrong_kind_are_one_clear_line(tmp_path, mon
         ),
         (["experiment=jsb_lstm", f"ckpt_path={best}", "model.hidden_size=32"], "does not fit the configured model"),
     ]
-    for args, expected in cases:
-        result = cli("musicrnn-train", *args, logs, cwd=tmp_path, check=False)
+    runs = [("musicrnn-train", [*args, f"paths.log_dir={tmp_path / f'logs{i}'}"]) for i, (args, _) in enumerate(cases)]
+    for (_, expected), result in zip(cases, clis(runs, cwd=tmp_path)):
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
         (line,) = [line for line in result.stderr.splitlines() if line.startswith("musicrnn-train: error:")]
         assert expected in line
