@@ -120,29 +120,15 @@ def generation_parts(batch: int = 16, repeats: int = 2000, model=SEED_MODEL_PROD
 
 def pianoroll_step_profile(jsb: str, steps: int = 12) -> str:
     """torch.profiler's operator table over `steps` training steps of the JSB recipe's network (the benchmark's
-    `pianoroll_training` setting), and the LSTM alone, forward + backward, over the same padded batches against
-    the same batches as packed sequences (which skip the padding)."""
-    import torch
+    `pianoroll_recipe`), and the LSTM alone, forward + backward, over the same padded batches against the same
+    batches as packed sequences (which skip the padding)."""
     from torch.nn.utils.rnn import pack_padded_sequence
     from torch.profiler import ProfilerActivity, profile
 
-    from musicrnn.data import PianoRollPickleDataModule
-    from musicrnn.training.models import pianoroll_lstm
+    from experiments.benchmarks.suite import pianoroll_recipe
 
-    torch.manual_seed(0)
-    model = pianoroll_lstm(num_layers=1, dropout=0.6, weight_dropout=0.6, hidden_size=512, dense_size=512)
-    model.log = model.log_dict = lambda *args, **kwargs: None
-    datamodule = PianoRollPickleDataModule(jsb, batch_size=8)
-    datamodule.setup()
-    batches = list(datamodule.train_dataloader())[: steps + 2]
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-
-    def train(batch_list):
-        for batch in batch_list:
-            optimizer.zero_grad(set_to_none=True)
-            model._step(batch, "train")["loss"].backward()
-            optimizer.step()
-
+    model, batches, train, _ = pianoroll_recipe(jsb)
+    batches = batches[: steps + 2]
     train(batches[:2])
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         train(batches[2:])

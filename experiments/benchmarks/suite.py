@@ -192,13 +192,13 @@ def pianoroll_flops_per_frame(hidden: int = 512, dense: int = 512, keys: int = 8
     return 3.0 * forward
 
 
-def pianoroll_training(
-    jsb: str | None = None, output: str = "bernoulli", quick: bool = False, midi: str | None = None
-) -> dict:
-    """The JSB recipe's model (LSTM 512, dense 512, recurrent-weight dropout; whole pieces in batches of 8)
-    trained by the module's own step and Adam, on the real JSB training split, or with `midi` (POP909) on
-    that folder's piano rolls (`data=pianoroll_midi`, whole pieces: ~1,000-2,000 frames each): target frames
-    per second."""
+def pianoroll_recipe(jsb: str | None = None, output: str = "bernoulli", quick: bool = False, midi: str | None = None):
+    """The JSB recipe's network (LSTM 512, dense 512, dropout and recurrent-weight dropout 0.6), seeded, the
+    training batches it is timed on (whole pieces in batches of 8: the real JSB training split, or with `midi`
+    (POP909) that folder's piano rolls, `data=pianoroll_midi`, ~1,000-2,000 frames each), and `train`, which
+    runs the module's own step, gradient clipping at 1 and Adam over a list of batches and returns their target
+    frames. Returns (model, batches, train, size): what `pianoroll_training` times and `profiles pianoroll`
+    profiles."""
     from musicrnn.data import PianoRollMidiDataModule, PianoRollPickleDataModule
     from musicrnn.training.models import pianoroll_lstm
 
@@ -214,7 +214,7 @@ def pianoroll_training(
     batches = list(datamodule.train_dataloader())[: 3 if quick else (6 if midi else 29)]
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
 
-    def run(batch_list) -> int:
+    def train(batch_list) -> int:
         frames = 0
         for batch in batch_list:
             optimizer.zero_grad(set_to_none=True)
@@ -225,9 +225,17 @@ def pianoroll_training(
             frames += int((batch[1] - 1).sum())
         return frames
 
-    run(batches[:2])  # warm-up
+    return model, batches, train, size
+
+
+def pianoroll_training(
+    jsb: str | None = None, output: str = "bernoulli", quick: bool = False, midi: str | None = None
+) -> dict:
+    """`pianoroll_recipe`'s network trained on its batches after 2 warm-up steps: target frames per second."""
+    _, batches, train, size = pianoroll_recipe(jsb, output, quick, midi)
+    train(batches[:2])  # warm-up
     start = time.perf_counter()
-    frames = run(batches)
+    frames = train(batches)
     seconds = time.perf_counter() - start
     nade_hidden = size.get("nade_hidden", 150) if output == "nade" else 0
     flops = pianoroll_flops_per_frame(size["hidden_size"], size["dense_size"], 88, nade_hidden)
