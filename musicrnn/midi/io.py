@@ -27,10 +27,10 @@ from musicrnn.errors import MidiReadError
 from musicrnn.midi.parsers import (
     DEFAULT_PARSER,
     DEFAULT_TEMPO_BPM,
-    PARSERS,
     ParsedMidi,
     ParsedTrack,
     ParseProblem,
+    check_parser,
     parse_midi_bytes,
 )
 
@@ -240,8 +240,7 @@ def read_midi(
     reason) when the file is empty, not MIDI, cannot be parsed, has no selected notes, or breaks one of `limits`.
     """
     path = Path(path)
-    if parser not in PARSERS:
-        raise ValueError(f"unknown MIDI parser {parser!r}: choose one of {', '.join(PARSERS)}")
+    check_parser(parser)  # here, before `_parse` turns any error into the file's reason
     midi = _parse(path, _read_capped(path, limits), parser)
     if midi.ticks_per_beat <= 0:
         raise MidiReadError(path, f"invalid ticks per beat ({midi.ticks_per_beat})")

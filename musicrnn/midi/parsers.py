@@ -56,14 +56,17 @@ class ParsedMidi:
     tempo_bpm: np.ndarray  # float64
 
 
+def check_parser(parser: str) -> None:
+    """Raise ValueError for a `parser` that is not one of `PARSERS`, naming them."""
+    if parser not in PARSERS:
+        raise ValueError(f"unknown MIDI parser {parser!r}: choose one of {', '.join(PARSERS)}")
+
+
 def parse_midi_bytes(data: bytes, parser: str = DEFAULT_PARSER) -> ParsedMidi:
     """Parse MIDI bytes with `parser` ("symusic" or "miditoolkit"). Raises `ParseProblem` with a one-line
     reason for a file the parser refuses; any other exception is the parser's own (the caller describes it)."""
-    if parser == "symusic":
-        return _parse_symusic(data)
-    if parser == "miditoolkit":
-        return _parse_miditoolkit(data)
-    raise ValueError(f"unknown MIDI parser {parser!r}: choose one of {', '.join(PARSERS)}")
+    check_parser(parser)
+    return _parse_symusic(data) if parser == "symusic" else _parse_miditoolkit(data)
 
 
 def _parse_symusic(data: bytes) -> ParsedMidi:
