@@ -536,8 +536,9 @@ def _advance(notes_in, predictions, h, c, scratch, network):
                 total = 0.0
                 for p in range(lo, lo + size):
                     total += math.exp(heads[b, p] - top)
+                log_total = math.log(total)
                 for p in range(lo, lo + size):
-                    member_log_probs[k, b, p] = heads[b, p] - top - math.log(total) + log_weights[k]
+                    member_log_probs[k, b, p] = heads[b, p] - top - log_total + log_weights[k]
     if members > 1:  # the mixture: log of the weighted mean of the members' probabilities
         for b in range(batch):
             for f in range(features):
