@@ -25,6 +25,7 @@ from torch import nn
 _LEFT, _NEXT, _WORDS = slice(8, 12), slice(16, 24), slice(24, 24 + 624 * 8)
 _N, _M = 624, 397
 _KNOWN_LAYOUT = torch.get_rng_state().numel() == 5056
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}  # what the compiled draw fills
 
 
 @njit(cache=True)
@@ -106,12 +107,7 @@ def _memory_order(x: torch.Tensor) -> list[int] | None:
 
 
 def _fast_path(x: torch.Tensor) -> bool:
-    return (
-        _KNOWN_LAYOUT
-        and x.device.type == "cpu"
-        and x.dtype in (torch.float32, torch.float64)
-        and _memory_order(x) is not None
-    )
+    return _KNOWN_LAYOUT and x.device.type == "cpu" and x.dtype in _NUMPY_DTYPES and _memory_order(x) is not None
 
 
 def bernoulli_mask(x: torch.Tensor, p: float, keep_value: float = 1.0) -> torch.Tensor:
@@ -120,7 +116,7 @@ def bernoulli_mask(x: torch.Tensor, p: float, keep_value: float = 1.0) -> torch.
     state = torch.get_rng_state().numpy().copy()
     words = state[_WORDS].view(np.uint64).astype(np.uint32)  # each a 32-bit word
     position = _N + 1 - int(state[_LEFT].view(np.int32)[0])  # left = 1 right after seeding: a twist first
-    dtype = np.float32 if x.dtype == torch.float32 else np.float64
+    dtype = _NUMPY_DTYPES[x.dtype]
     mask = np.empty(x.numel(), dtype)
     position = _bernoulli(words, position, np.uint64(np.ceil(p * 2.0**53)), dtype(keep_value), mask)
     state[_WORDS].view(np.uint64)[:] = words
@@ -140,7 +136,7 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     if p == 1 or not _fast_path(x):
         return F.dropout(x, p, training)
     # torch's _dropout_impl: noise = bernoulli(1 - p); noise /= 1 - p (in x's dtype); input * noise
-    dtype = np.float32 if x.dtype == torch.float32 else np.float64
+    dtype = _NUMPY_DTYPES[x.dtype]
     return x * bernoulli_mask(x, 1 - p, dtype(1) / dtype(1 - p))
 
 
