@@ -128,6 +128,11 @@ def console_command(name: str, as_module: bool = False) -> list[str]:
     return [script] if script and not as_module else [sys.executable, "-m", CLI_MODULES[name]]
 
 
+def cli_environment() -> dict[str, str]:
+    """The environment a console script runs in here: this one, with Hydra's one-line errors."""
+    return {**os.environ, "HYDRA_FULL_ERROR": "0"}
+
+
 def cli(name: str, *args: str, cwd: Path, check: bool = True, as_module: bool = False) -> subprocess.CompletedProcess:
     """Run a console script in a subprocess, as a user runs it; with check, a failure raises with its output."""
     result = subprocess.run(
@@ -136,7 +141,7 @@ def cli(name: str, *args: str, cwd: Path, check: bool = True, as_module: bool = 
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "HYDRA_FULL_ERROR": "0"},
+        env=cli_environment(),
     )
     if check and result.returncode != 0:
         raise AssertionError(
@@ -149,10 +154,14 @@ def clis(commands: list[tuple[str, list[str]]], cwd: Path) -> list[subprocess.Co
     """`cli(name, *args, cwd=cwd, check=False)` for each (name, args) of `commands`, all started at once: their
     start-ups (imports, mostly) share the cores instead of queueing. The commands must not share an output
     folder. The results come in the order given."""
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     started = [
         subprocess.Popen(
-            [*console_command(name), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            [*console_command(name), *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_environment(),
         )
         for name, args in commands
     ]
